@@ -1,0 +1,143 @@
+"""llmkit: one typed, fast, dependable interface to many LLM providers.
+
+Quick start::
+
+    import llmkit
+
+    reply = llmkit.completion(
+        "openai", "gpt-4o-mini", {"messages": [{"role": "user", "content": "Hi"}]}
+    )
+    print(reply.text)
+
+The names below are loaded on first use (PEP 562), so ``import llmkit``
+stays cheap: plum, httpx and the provider codecs load with the first call.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from llmkit.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ContentFilterError,
+    ContextWindowError,
+    InvalidRequestError,
+    LLMError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderNotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamInterruptedError,
+    TimeoutError,
+)
+
+if TYPE_CHECKING:
+    from llmkit.config import Config
+    from llmkit.core import (
+        acompletion,
+        astream,
+        chat,
+        completion,
+        list_providers,
+        openai_completion,
+        provider_available,
+        provider_info,
+        stream,
+        validate_request,
+    )
+    from llmkit.keys import ProviderKey
+    from llmkit.streaming import AsyncStream, Stream, accumulate
+    from llmkit.types import (
+        Capabilities,
+        ChatRequest,
+        ChatResponse,
+        Message,
+        ProviderInfo,
+        StreamChunk,
+        Tool,
+        ToolCall,
+        Usage,
+    )
+    from llmkit_providers.openai import OpenAI, OpenAICompatible
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "AsyncStream",
+    "AuthenticationError",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "Config",
+    "ContentFilterError",
+    "ContextWindowError",
+    "InvalidRequestError",
+    "LLMError",
+    "Message",
+    "NotFoundError",
+    "OpenAI",
+    "OpenAICompatible",
+    "PermissionDeniedError",
+    "ProviderInfo",
+    "ProviderKey",
+    "ProviderNotFoundError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Stream",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "accumulate",
+    "acompletion",
+    "astream",
+    "chat",
+    "completion",
+    "list_providers",
+    "openai_completion",
+    "provider_available",
+    "provider_info",
+    "stream",
+    "validate_request",
+]
+
+_LAZY = {
+    "Config": "llmkit.config",
+    "ProviderKey": "llmkit.keys",
+    "AsyncStream": "llmkit.streaming",
+    "Stream": "llmkit.streaming",
+    "accumulate": "llmkit.streaming",
+    "OpenAI": "llmkit_providers.openai",
+    "OpenAICompatible": "llmkit_providers.openai",
+    **dict.fromkeys(
+        ["Capabilities", "ChatRequest", "ChatResponse", "Message", "ProviderInfo",
+         "StreamChunk", "Tool", "ToolCall", "Usage"],
+        "llmkit.types",
+    ),
+    **dict.fromkeys(
+        ["acompletion", "astream", "chat", "completion", "list_providers",
+         "openai_completion", "provider_available", "provider_info", "stream",
+         "validate_request"],
+        "llmkit.core",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

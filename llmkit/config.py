@@ -1,0 +1,107 @@
+"""Per-call configuration: keys, endpoints, timeouts, retries, HTTP clients.
+
+Users pass a dict or a :class:`Config`; unknown fields are refused with the
+field's name. :func:`resolve_config` fills what the user left out from the
+provider key (base URL) and the environment (API key), once per call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from llmkit.errors import AuthenticationError, InvalidRequestError
+from llmkit.keys import ProviderKey
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_READ_TIMEOUT", "DEFAULT_RETRIES", "Config", "resolve_config", "to_config"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 600.0
+DEFAULT_RETRIES = 2
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How to reach a provider.
+
+    Attributes:
+        api_key: the key; defaults to the provider's environment variable.
+        api_base: base URL; defaults to the provider's public endpoint.
+        timeout: idle read timeout in seconds (between bytes of a stream), 600 by default.
+        connect_timeout: seconds to open a connection, 5 by default.
+        deadline: total seconds for the call, retries and waits included; none by default.
+        headers: extra HTTP headers sent with every request.
+        retries: how many times a retryable failure is retried (2 by default).
+        http_client: an ``httpx.Client`` to use instead of llmkit's pooled one.
+        async_http_client: an ``httpx.AsyncClient`` for the async calls.
+    """
+
+    api_key: str | None = None
+    api_base: str | None = None
+    timeout: float | None = None
+    connect_timeout: float | None = None
+    deadline: float | None = None
+    headers: dict[str, str] | None = None
+    retries: int | None = None
+    http_client: Any = None
+    async_http_client: Any = None
+
+    def __repr__(self) -> str:
+        # The key must never reach a log line, so repr shows only whether it is set.
+        fields = [
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__struct_fields__
+            if name != "api_key" and getattr(self, name) is not None
+        ]
+        if self.api_key is not None:
+            fields.insert(0, "api_key='***'")
+        return f"Config({', '.join(fields)})"
+
+
+_EMPTY = Config()
+
+
+def to_config(config: Config | Mapping[str, Any] | None) -> Config:
+    """Return ``config`` as a :class:`Config`.
+
+    Raises:
+        InvalidRequestError: an unknown field or a value of the wrong type.
+    """
+    if config is None:
+        return _EMPTY
+    if isinstance(config, Config):
+        return config
+    try:
+        return msgspec.convert(dict(config), Config)
+    except msgspec.ValidationError as exc:
+        known = ", ".join(Config.__struct_fields__)
+        raise InvalidRequestError(f"invalid config: {exc}. Config fields are: {known}") from exc
+    except TypeError as exc:
+        raise InvalidRequestError(f"config must be a dict or a Config: {exc}") from exc
+
+
+def resolve_config(key: ProviderKey, config: Config) -> Config:
+    """Fill the API key and base URL that ``config`` leaves out.
+
+    Raises:
+        AuthenticationError: the provider needs a key and none was given or
+            found in its environment variable; the message names the variable.
+    """
+    api_key = config.api_key
+    api_base = config.api_base
+    if api_key is None and key.api_key_env is not None:
+        api_key = os.environ.get(key.api_key_env)
+        if not api_key:
+            raise AuthenticationError(
+                f"No API key for {key.name}: set {key.api_key_env} or pass api_key=",
+                provider=key.name,
+            )
+    if api_base is None:
+        api_base = key.default_base_url
+    if api_base.endswith("/"):
+        api_base = api_base.rstrip("/")
+    if api_key is config.api_key and api_base is config.api_base:
+        return config
+    return msgspec.structs.replace(config, api_key=api_key, api_base=api_base)

@@ -1,0 +1,210 @@
+"""The core façade: direct, stateless calls to any provider.
+
+Every function takes the provider as a name (``"openai"``) or a key
+(``llmkit.OpenAI()``), the model, the request (a :class:`ChatRequest` or a
+dict in OpenAI's shape) and an optional config (a :class:`Config` or a
+dict). Input is checked before any network call. No state is kept here
+beyond the transport's pooled HTTP clients.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from llmkit import generics
+from llmkit.config import Config, resolve_config, to_config
+from llmkit.errors import LLMError
+from llmkit.keys import ProviderKey, known_providers, resolve
+from llmkit.streaming import AsyncStream, Stream
+from llmkit.types import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ProviderInfo,
+    check_request,
+    to_request,
+)
+
+__all__ = [
+    "acompletion",
+    "astream",
+    "chat",
+    "completion",
+    "list_providers",
+    "openai_completion",
+    "provider_available",
+    "provider_info",
+    "stream",
+    "validate_request",
+]
+
+Request = ChatRequest | Mapping[str, Any]
+ConfigLike = Config | Mapping[str, Any] | None
+
+
+def _prepare(
+    provider: str | ProviderKey,
+    model: str,
+    request: Request,
+    config: ConfigLike,
+    streaming: bool,
+) -> tuple[ProviderKey, ChatRequest, Config]:
+    key = resolve(provider)
+    try:
+        req = to_request(request, model=model)
+        if req.stream is not streaming:
+            req = msgspec.structs.replace(req, stream=streaming)
+        check_request(req)
+    except LLMError as exc:
+        exc.provider = key.name
+        raise
+    return key, req, resolve_config(key, to_config(config))
+
+
+def completion(
+    provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
+) -> ChatResponse:
+    """Send one chat completion and return the whole response.
+
+    Args:
+        provider: a provider name (``"openai"``) or key.
+        model: the model name, e.g. ``"gpt-4o-mini"``.
+        request: a ``ChatRequest`` or a dict such as
+            ``{"messages": [{"role": "user", "content": "Hi"}]}``.
+        config: ``api_key``, ``api_base``, ``timeout``, ``connect_timeout``,
+            ``deadline``, ``headers``, ``retries``, ``http_client``.
+
+    Raises:
+        InvalidRequestError: bad request or config, before any network call.
+        AuthenticationError: no API key (names the variable to set) or a rejected one.
+        ProviderNotFoundError: unknown provider name.
+        LLMError: any other failure, as a subclass of the hierarchy.
+    """
+    key, req, cfg = _prepare(provider, model, request, config, False)
+    result: ChatResponse = generics.completion(key, req, cfg)
+    return result
+
+
+async def acompletion(
+    provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
+) -> ChatResponse:
+    """The async twin of :func:`completion`.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    key, req, cfg = _prepare(provider, model, request, config, False)
+    result: ChatResponse = await generics.acompletion(key, req, cfg)
+    return result
+
+
+def stream(
+    provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
+) -> Stream:
+    """Start a streamed completion; iterate the returned :class:`Stream` for chunks.
+
+    The HTTP status is checked (and retried) before this returns, so a bad
+    key or model raises here; failures later raise while iterating.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    key, req, cfg = _prepare(provider, model, request, config, True)
+    result: Stream = generics.completion(key, req, cfg)
+    return result
+
+
+async def astream(
+    provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
+) -> AsyncStream:
+    """The async twin of :func:`stream`: ``async for chunk in await astream(...)``.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    key, req, cfg = _prepare(provider, model, request, config, True)
+    result: AsyncStream = await generics.acompletion(key, req, cfg)
+    return result
+
+
+def chat(
+    provider: str | ProviderKey,
+    model: str,
+    text: str,
+    *,
+    system_prompt: str | None = None,
+    **config: Any,
+) -> str:
+    """Ask one question and return the answer's text.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    messages = [Message(role="user", content=text)]
+    if system_prompt is not None:
+        messages.insert(0, Message(role="system", content=system_prompt))
+    request = ChatRequest(model=model, messages=messages)
+    return completion(provider, model, request, config or None).text
+
+
+def openai_completion(model: str, request: Request, **config: Any) -> ChatResponse:
+    """:func:`completion` with OpenAI; ``config`` as keyword arguments.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    return completion("openai", model, request, config or None)
+
+
+def list_providers() -> list[str]:
+    """Return the names of every installed provider, sorted."""
+    return known_providers()
+
+
+def provider_info(provider: str | ProviderKey) -> ProviderInfo:
+    """Return a provider's capabilities, default base URL and key variable.
+
+    Raises:
+        ProviderNotFoundError: unknown provider name.
+    """
+    key = resolve(provider)
+    caps: Capabilities = generics.capabilities(key)
+    return ProviderInfo(
+        name=key.name,
+        capabilities=caps,
+        default_base_url=key.default_base_url,
+        api_key_env=key.api_key_env,
+    )
+
+
+def provider_available(provider: str | ProviderKey) -> bool:
+    """Return whether the provider is installed and its API key variable is set."""
+    try:
+        key = resolve(provider)
+    except LLMError:
+        return False
+    return key.api_key_env is None or bool(os.environ.get(key.api_key_env))
+
+
+def validate_request(provider: str | ProviderKey, request: Request) -> ChatRequest:
+    """Check a request as a call would, without a network call or an API key.
+
+    Runs the same conversion, checks and provider encoding as
+    :func:`completion` and returns the validated ``ChatRequest``.
+
+    Raises:
+        InvalidRequestError: the same error the call would raise.
+        ProviderNotFoundError: unknown provider name.
+    """
+    key = resolve(provider)
+    model = request.model if isinstance(request, ChatRequest) else request.get("model")
+    if not isinstance(model, str):
+        model = ""
+    req = _prepare(key, model, request, Config(api_key="validation-only"), False)[1]
+    generics.encode_request(key, req, resolve_config(key, Config(api_key="validation-only")))
+    return req

@@ -1,0 +1,163 @@
+"""The one error hierarchy of llmkit.
+
+Every failure a user can see is an :class:`LLMError`::
+
+    LLMError
+    ├── AuthenticationError        401: the API key is missing or wrong
+    ├── PermissionDeniedError      403: the key may not use this model or feature
+    ├── NotFoundError              404: unknown model or endpoint
+    ├── InvalidRequestError        400/422, and bad input caught before any call
+    │   ├── ContextWindowError     the prompt does not fit the model's context
+    │   └── ContentFilterError     the provider's safety filter refused
+    ├── RateLimitError             429 (retryable; ``retry_after`` in seconds)
+    ├── TimeoutError               connect, read or total deadline passed (retryable)
+    ├── ServiceUnavailableError    5xx, 529, overloaded (retryable)
+    ├── APIConnectionError         DNS, refused connection, TLS (retryable)
+    ├── StreamInterruptedError     a stream broke or ended before its end marker
+    └── ProviderNotFoundError      the provider name is not known
+
+Each error carries ``provider``, ``model``, ``status``, ``request_id`` and
+``retryable``. Messages say how to fix the problem and never hold an API
+key: :func:`scrub` removes one from any text before it becomes a message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "AuthenticationError",
+    "ContentFilterError",
+    "ContextWindowError",
+    "InvalidRequestError",
+    "LLMError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderNotFoundError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "scrub",
+]
+
+
+class LLMError(Exception):
+    """Base of every llmkit error.
+
+    Attributes:
+        message: what went wrong and how to fix it.
+        provider: the provider's name (``"openai"``), when known.
+        model: the model asked for, when known.
+        status: the HTTP status, when the provider answered.
+        request_id: the provider's request id, for its support desk.
+        retryable: whether sending the same request again may succeed.
+        code: the provider's own error code or type, when it sent one.
+        retry_after: seconds the provider asked to wait before a retry.
+    """
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{name}={value}"
+            for name, value in (
+                ("provider", self.provider),
+                ("model", self.model),
+                ("status", self.status),
+                ("request_id", self.request_id),
+            )
+            if value is not None
+        )
+        return f"{self.message} ({where})" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, status={self.status!r})"
+
+
+class AuthenticationError(LLMError):
+    """The API key is missing, malformed or revoked (401)."""
+
+
+class PermissionDeniedError(LLMError):
+    """The key is valid but may not do this (403)."""
+
+
+class NotFoundError(LLMError):
+    """The model or endpoint does not exist for this key (404)."""
+
+
+class InvalidRequestError(LLMError):
+    """The request is malformed or has values the provider rejects (400, 422)."""
+
+
+class ContextWindowError(InvalidRequestError):
+    """The prompt plus ``max_tokens`` exceeds the model's context window."""
+
+
+class ContentFilterError(InvalidRequestError):
+    """The provider's content filter refused the prompt or the answer."""
+
+
+class RateLimitError(LLMError):
+    """Too many requests or tokens (429); wait ``retry_after`` seconds."""
+
+    default_retryable = True
+
+
+class TimeoutError(LLMError):  # noqa: A001 - the name users expect under llmkit.
+    """Connecting, reading or the total deadline took too long."""
+
+    default_retryable = True
+
+
+class ServiceUnavailableError(LLMError):
+    """The provider failed or is overloaded (5xx, 529)."""
+
+    default_retryable = True
+
+
+class APIConnectionError(LLMError):
+    """The provider could not be reached (DNS, refused connection, TLS)."""
+
+    default_retryable = True
+
+
+class StreamInterruptedError(LLMError):
+    """A stream broke off or ended before the provider's end marker."""
+
+
+class ProviderNotFoundError(LLMError):
+    """No provider is registered under the given name."""
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Return ``text`` with every occurrence of ``secret`` replaced by ``***``.
+
+    Short secrets (under 8 characters) are left alone: replacing them would
+    mangle ordinary words, and no real API key is that short.
+    """
+    if secret and len(secret) >= 8 and secret in text:
+        return text.replace(secret, "***")
+    return text

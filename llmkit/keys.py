@@ -1,0 +1,129 @@
+"""Provider keys: the types that generic functions dispatch on.
+
+A provider is a subclass of :class:`ProviderKey` with a class-level ``name``;
+defining the class registers the name. Built-in and third-party providers
+are found the same way, through the ``llmkit.providers`` entry-point group,
+which is read once, on the first name that is not registered yet.
+Subclassing a key inherits every method registered for it, as Clojure's
+``derive`` does for multimethods.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from importlib.metadata import entry_points
+from typing import ClassVar
+
+from llmkit.errors import ProviderNotFoundError
+
+__all__ = ["ENTRY_POINT_GROUP", "ProviderKey", "known_providers", "load_entry_points", "resolve"]
+
+ENTRY_POINT_GROUP = "llmkit.providers"
+
+_table: dict[str, ProviderKey] = {}
+_load_errors: dict[str, str] = {}
+_loaded = False
+_lock = threading.Lock()
+
+
+class ProviderKey:
+    """Base class of provider keys.
+
+    Attributes:
+        name: the lowercase string users pass (``"openai"``); also the entry-point name.
+        default_base_url: where requests go unless ``api_base`` is given.
+        api_key_env: the environment variable holding the key, or ``None``
+            for providers that need no key (a local server).
+    """
+
+    __slots__ = ()
+    name: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    api_key_env: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only a class that names itself registers; a subclass made to tweak
+        # a provider for one call site keeps its parent's name unregistered.
+        if "name" in cls.__dict__ and cls.name:
+            if cls.name != cls.name.lower():
+                raise ValueError(f"provider name {cls.name!r} must be lowercase")
+            _table[cls.name] = cls()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+def load_entry_points() -> None:
+    """Import every provider declared in the ``llmkit.providers`` entry-point group.
+
+    Runs once per process; later calls return at once. A provider that fails
+    to import is remembered and named when its name is asked for.
+    """
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in _table:
+                continue
+            try:
+                key_type = ep.load()
+            except Exception as exc:  # a broken plug-in must not break the others
+                _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            if isinstance(key_type, type) and issubclass(key_type, ProviderKey):
+                _table.setdefault(ep.name, key_type())
+            else:
+                _load_errors[ep.name] = f"entry point {ep.value!r} is not a ProviderKey subclass"
+        _loaded = True
+
+
+def resolve(provider: str | ProviderKey) -> ProviderKey:
+    """Return the key for a provider name (or the key itself).
+
+    Raises:
+        ProviderNotFoundError: no provider has this name; the message lists
+            the known names and the closest match.
+    """
+    if isinstance(provider, ProviderKey):
+        return provider
+    key = _table.get(provider)
+    if key is not None:
+        return key
+    load_entry_points()
+    key = _table.get(provider)
+    if key is not None:
+        return key
+    if not isinstance(provider, str):
+        raise ProviderNotFoundError(
+            f"provider must be a name or a ProviderKey, not {type(provider).__name__}"
+        )
+    if provider in _load_errors:
+        raise ProviderNotFoundError(
+            f"Provider {provider!r} is installed but failed to load ({_load_errors[provider]}); "
+            "reinstall or fix the package that provides it."
+        )
+    known = sorted(_table)
+    message = f"Unknown provider {provider!r}. Known: {', '.join(known) or 'none'}."
+    close = difflib.get_close_matches(provider.lower(), known, n=1)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    else:
+        message += " Install the package that provides it, or define a ProviderKey subclass."
+    raise ProviderNotFoundError(message, provider=provider)
+
+
+def known_providers() -> list[str]:
+    """Return the sorted names of every registered and installed provider."""
+    load_entry_points()
+    return sorted(_table)

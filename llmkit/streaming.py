@@ -1,0 +1,311 @@
+"""Streams of chunks, sync and async, and the one accumulator.
+
+A stream is three stages: the transport's raw bytes, the framing decoder
+(SSE or NDJSON) that cuts them into events, and the provider's
+``decode_event`` method that turns an event into a :class:`StreamChunk`.
+The stages are shared by :class:`Stream` and :class:`AsyncStream`; only
+the loop that pulls bytes differs.
+
+Delta assembly lives here and nowhere else: :func:`accumulate` turns the
+chunks of any provider into the final :class:`ChatResponse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from llmkit._framing import NDJSONDecoder, SSEDecoder
+from llmkit.errors import LLMError, StreamInterruptedError
+from llmkit.types import (
+    ChatResponse,
+    Choice,
+    FunctionCall,
+    Message,
+    StreamChunk,
+    StreamState,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["AsyncStream", "EventPipeline", "Stream", "accumulate"]
+
+EventDecoder = Callable[[Any, StreamState], "StreamChunk | LLMError | None"]
+
+
+class EventPipeline:
+    """Bytes in, chunks out: framing plus the provider's event decoder."""
+
+    __slots__ = ("_decode", "_framer", "state")
+
+    def __init__(self, framing: str, decode: EventDecoder, state: StreamState) -> None:
+        self._framer: SSEDecoder | NDJSONDecoder = (
+            NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
+        )
+        self._decode = decode
+        self.state = state
+
+    def _run(self, events: Iterable[Any]) -> list[StreamChunk]:
+        out: list[StreamChunk] = []
+        decode = self._decode
+        state = self.state
+        for event in events:
+            item = decode(event, state)
+            if item is None:
+                continue
+            if isinstance(item, LLMError):
+                raise item
+            out.append(item)
+        return out
+
+    def feed(self, data: bytes) -> list[StreamChunk]:
+        """Return the chunks completed by ``data``.
+
+        Raises:
+            LLMError: the provider sent an error event mid-stream.
+        """
+        return self._run(self._framer.feed(data))
+
+    def finish(self) -> list[StreamChunk]:
+        """Flush the framing at end of body and check the stream really ended.
+
+        Raises:
+            StreamInterruptedError: the body ended before the provider's end marker.
+        """
+        out = self._run(self._framer.flush())
+        if not self.state.done:
+            raise StreamInterruptedError(
+                "stream ended before the provider's end marker; the answer is incomplete, "
+                "retry the call",
+                provider=self.state.provider or None,
+                model=self.state.model or None,
+            )
+        return out
+
+
+class Stream:
+    """A synchronous stream of :class:`StreamChunk`.
+
+    Iterate it for chunks; :meth:`collect` drains what is left and returns
+    the whole :class:`ChatResponse`. Closing it (or leaving its ``with``
+    block) aborts the HTTP response. A failure mid-stream raises
+    :class:`llmkit.StreamInterruptedError` rather than ending quietly.
+    """
+
+    __slots__ = ("_chunks", "_close", "_gen", "provider")
+
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        pipeline: EventPipeline,
+        close: Callable[[], None],
+    ) -> None:
+        self._chunks: list[StreamChunk] = []
+        self._close = close
+        self.provider = pipeline.state.provider
+        self._gen = self._run(body, pipeline)
+
+    def _run(self, body: Iterable[bytes], pipeline: EventPipeline) -> Iterator[StreamChunk]:
+        seen = self._chunks.append
+        try:
+            for data in body:
+                for chunk in pipeline.feed(data):
+                    seen(chunk)
+                    yield chunk
+            for chunk in pipeline.finish():
+                seen(chunk)
+                yield chunk
+        finally:
+            self._close()
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return self._gen
+
+    def __next__(self) -> StreamChunk:
+        return next(self._gen)
+
+    def collect(self) -> ChatResponse:
+        """Read the rest of the stream and return the assembled response.
+
+        Raises:
+            LLMError: as iteration does.
+        """
+        for _ in self._gen:
+            pass
+        return accumulate(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._gen.close()
+        self._close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncStream:
+    """The async twin of :class:`Stream`: ``async for``, ``acollect``, ``aclose``."""
+
+    __slots__ = ("_aclose", "_chunks", "_gen", "provider")
+
+    def __init__(
+        self,
+        body: AsyncIterable[bytes],
+        pipeline: EventPipeline,
+        aclose: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._chunks: list[StreamChunk] = []
+        self._aclose = aclose
+        self.provider = pipeline.state.provider
+        self._gen = self._run(body, pipeline)
+
+    async def _run(
+        self, body: AsyncIterable[bytes], pipeline: EventPipeline
+    ) -> AsyncIterator[StreamChunk]:
+        seen = self._chunks.append
+        try:
+            async for data in body:
+                for chunk in pipeline.feed(data):
+                    seen(chunk)
+                    yield chunk
+            for chunk in pipeline.finish():
+                seen(chunk)
+                yield chunk
+        finally:
+            await self._aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._gen
+
+    async def __anext__(self) -> StreamChunk:
+        return await self._gen.__anext__()
+
+    async def acollect(self) -> ChatResponse:
+        """Read the rest of the stream and return the assembled response.
+
+        Raises:
+            LLMError: as iteration does.
+        """
+        async for _ in self._gen:
+            pass
+        return accumulate(self._chunks)
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._gen.aclose()
+        await self._aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class _CallParts:
+    __slots__ = ("args", "id", "name", "type")
+
+    def __init__(self, call_id: str) -> None:
+        self.id = call_id
+        self.name = ""
+        self.type = "function"
+        self.args: list[str] = []
+
+
+class _ChoiceParts:
+    __slots__ = ("by_index", "calls", "finish_reason", "refusal", "role", "text")
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: list[_CallParts] = []
+        self.by_index: dict[int, _CallParts] = {}
+        self.finish_reason: str | None = None
+
+    def message(self) -> Message:
+        calls = [
+            ToolCall(
+                id=c.id,
+                type=c.type,
+                function=FunctionCall(name=c.name, arguments="".join(c.args) or "{}"),
+            )
+            for c in self.calls
+        ]
+        text = "".join(self.text)
+        return Message(
+            role="assistant",
+            content=text if text or not calls else None,
+            tool_calls=calls or None,
+            refusal="".join(self.refusal) or None,
+        )
+
+
+def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
+    """Assemble streamed chunks into the response a non-streaming call returns.
+
+    Text and refusals are concatenated per choice; tool calls are assembled
+    by ``index``, a new ``id`` at a known index starting a new call (some
+    providers reuse index 0 for parallel calls); the last ``finish_reason``
+    and the last ``usage`` win.
+    """
+    choices: dict[int, _ChoiceParts] = {}
+    first: StreamChunk | None = None
+    usage: Usage | None = None
+    for chunk in chunks:
+        if first is None and chunk.id:
+            first = chunk
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            parts = choices.get(choice.index)
+            if parts is None:
+                parts = choices[choice.index] = _ChoiceParts()
+            delta = choice.delta
+            if delta.content:
+                parts.text.append(delta.content)
+            if delta.refusal:
+                parts.refusal.append(delta.refusal)
+            if delta.tool_calls:
+                for piece in delta.tool_calls:
+                    call = parts.by_index.get(piece.index)
+                    if call is None or (piece.id and call.id and piece.id != call.id):
+                        call = _CallParts(piece.id or "")
+                        parts.by_index[piece.index] = call
+                        parts.calls.append(call)
+                    elif piece.id and not call.id:
+                        call.id = piece.id
+                    if piece.type:
+                        call.type = piece.type
+                    function = piece.function
+                    if function is not None:
+                        if function.name and not call.name:
+                            call.name = function.name
+                        if function.arguments:
+                            call.args.append(function.arguments)
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+    return ChatResponse(
+        id=first.id if first else "",
+        model=first.model if first else "",
+        created=first.created if first else 0,
+        choices=[
+            Choice(index=index, message=parts.message(), finish_reason=parts.finish_reason)
+            for index, parts in sorted(choices.items())
+        ],
+        usage=usage,
+    )

@@ -1,0 +1,497 @@
+"""Typed requests, responses and stream chunks, in OpenAI's chat-completions shape.
+
+Every type is a frozen, keyword-only ``msgspec.Struct``. Field names equal
+OpenAI's wire names, so ``response.choices[0].message.content`` and
+``chunk.choices[0].delta.content`` read as users expect, and a response
+message can be appended to the next request's history as it is.
+
+``None`` is the default of every optional field and means "not given": with
+``omit_defaults`` it never reaches the wire. Dicts from users become structs
+once, through :func:`to_request`, which raises :class:`llmkit.InvalidRequestError`
+naming the path of the bad value (``$.messages[0].role``) before any network call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from llmkit.errors import InvalidRequestError
+
+__all__ = [
+    "AudioPart",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "Choice",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "ContentPart",
+    "Delta",
+    "FileData",
+    "FilePart",
+    "Function",
+    "FunctionCall",
+    "FunctionCallDelta",
+    "HttpCall",
+    "HttpResponse",
+    "ImagePart",
+    "ImageURL",
+    "InputAudio",
+    "JSONSchema",
+    "Message",
+    "PromptTokensDetails",
+    "ProviderInfo",
+    "ResponseFormat",
+    "Role",
+    "StreamChunk",
+    "StreamOptions",
+    "StreamState",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolChoiceFunction",
+    "Usage",
+    "check_request",
+    "to_request",
+]
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+class _Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Common options: immutable, keyword-only, defaults left off the wire."""
+
+
+# --- content parts: a tagged union on "type", as OpenAI sends them ----------
+
+
+class TextPart(_Base, kw_only=True, tag="text", tag_field="type"):
+    """A piece of text inside a multi-part message."""
+
+    text: str
+
+
+class ImageURL(_Base, kw_only=True):
+    """An image by URL or ``data:`` URL; ``detail`` is ``low``, ``high`` or ``auto``."""
+
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(_Base, kw_only=True, tag="image_url", tag_field="type"):
+    """An image inside a user message."""
+
+    image_url: ImageURL
+
+
+class InputAudio(_Base, kw_only=True):
+    """Base64 audio data and its format (``wav``, ``mp3``)."""
+
+    data: str
+    format: str
+
+
+class AudioPart(_Base, kw_only=True, tag="input_audio", tag_field="type"):
+    """Audio inside a user message."""
+
+    input_audio: InputAudio
+
+
+class FileData(_Base, kw_only=True):
+    """A file as a ``data:`` URL (``file_data``) or an uploaded ``file_id``."""
+
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Base, kw_only=True, tag="file", tag_field="type"):
+    """A document (PDF, text) inside a user message."""
+
+    file: FileData
+
+
+ContentPart = TextPart | ImagePart | AudioPart | FilePart
+
+# --- tools ---------------------------------------------------------------------
+
+
+class FunctionCall(_Base, kw_only=True):
+    """The function a model asked to call; ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(_Base, kw_only=True):
+    """One tool call made by the assistant."""
+
+    id: str
+    function: FunctionCall
+    type: str = "function"
+
+
+class Function(_Base, kw_only=True):
+    """A function the model may call; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Base, kw_only=True):
+    """A tool offered to the model."""
+
+    function: Function
+    type: str = "function"
+
+
+class ToolChoiceFunction(_Base, kw_only=True):
+    """Names the one function the model must call."""
+
+    name: str
+
+
+class ToolChoice(_Base, kw_only=True):
+    """Forces one named function; the strings ``auto``, ``none``, ``required`` also work."""
+
+    function: ToolChoiceFunction
+    type: str = "function"
+
+
+# --- messages ---------------------------------------------------------------
+
+
+class Message(_Base, kw_only=True):
+    """One chat message, in requests and in responses.
+
+    ``content`` is a string, a list of parts, or ``None`` (an assistant turn
+    that only calls tools). ``tool_call_id`` ties a ``tool`` message to the
+    call it answers.
+    """
+
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+
+
+class JSONSchema(_Base, kw_only=True):
+    """A named JSON Schema for structured output."""
+
+    name: str
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(_Base, kw_only=True):
+    """``text``, ``json_object`` or ``json_schema`` (with ``json_schema`` set)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchema | None = None
+
+
+class StreamOptions(_Base, kw_only=True):
+    """Streaming options; llmkit always asks for usage on the last chunk."""
+
+    include_usage: bool | None = None
+
+
+class ChatRequest(_Base, kw_only=True, forbid_unknown_fields=True):
+    """A chat-completion request in OpenAI's shape.
+
+    ``extra_body`` is merged into the provider's JSON body last, and
+    ``extra_headers`` into the HTTP headers: the escape hatches for options
+    llmkit does not model.
+    """
+
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    seed: int | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    extra_body: dict[str, Any] | None = None
+    extra_headers: dict[str, str] | None = None
+
+
+# --- responses --------------------------------------------------------------
+
+
+class PromptTokensDetails(_Base, kw_only=True):
+    """Where known: prompt tokens served from the provider's cache."""
+
+    cached_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+class CompletionTokensDetails(_Base, kw_only=True):
+    """Where known: hidden reasoning tokens inside the completion count."""
+
+    reasoning_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+class Usage(_Base, kw_only=True):
+    """Token counts of one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+
+class Choice(_Base, kw_only=True):
+    """One alternative of a response.
+
+    ``finish_reason`` is ``stop``, ``length``, ``tool_calls`` or
+    ``content_filter`` for every provider; it stays a plain string so a new
+    reason from a provider never breaks decoding.
+    """
+
+    index: int = 0
+    message: Message
+    finish_reason: str | None = None
+
+
+class ChatResponse(_Base, kw_only=True):
+    """A complete chat-completion response."""
+
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    choices: list[Choice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    object: str = "chat.completion"
+
+    @property
+    def text(self) -> str:
+        """The first choice's text, or ``""`` when it holds none."""
+        if not self.choices:
+            return ""
+        content = self.choices[0].message.content
+        if isinstance(content, str):
+            return content
+        if content is None:
+            return ""
+        return "".join(p.text for p in content if isinstance(p, TextPart))
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The first choice's tool calls (empty when the model called none)."""
+        if not self.choices:
+            return []
+        return self.choices[0].message.tool_calls or []
+
+
+# --- stream chunks ------------------------------------------------------------
+
+
+class FunctionCallDelta(_Base, kw_only=True):
+    """A fragment of a streamed function call."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(_Base, kw_only=True):
+    """A fragment of a streamed tool call, assembled by ``index`` and ``id``."""
+
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallDelta | None = None
+
+
+class Delta(_Base, kw_only=True):
+    """What one chunk adds to a choice."""
+
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    refusal: str | None = None
+
+
+class ChunkChoice(_Base, kw_only=True):
+    """One choice's part of a chunk."""
+
+    index: int = 0
+    delta: Delta = msgspec.field(default_factory=Delta)
+    finish_reason: str | None = None
+
+
+class StreamChunk(_Base, kw_only=True):
+    """One streamed chunk; the last one carries ``usage`` where the provider sends it."""
+
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    object: str = "chat.completion.chunk"
+
+    @property
+    def text(self) -> str:
+        """The first choice's content delta, or ``""``."""
+        if not self.choices:
+            return ""
+        return self.choices[0].delta.content or ""
+
+
+# --- the codec contract: what a provider exchanges with the transport ----------
+
+
+class HttpCall(msgspec.Struct, kw_only=True):
+    """An HTTP request described by a provider codec; the transport sends it.
+
+    ``framing`` tells the transport how to cut a streamed body into events:
+    ``"sse"`` (server-sent events) or ``"ndjson"`` (one JSON object a line).
+    """
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    method: str = "POST"
+    stream: bool = False
+    framing: Literal["sse", "ndjson"] = "sse"
+
+
+class HttpResponse(msgspec.Struct, kw_only=True):
+    """What the transport hands a codec: status, headers (case-insensitive) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Mutable state a codec keeps across the events of one stream.
+
+    ``done`` is set by the codec when it sees the provider's end marker; a
+    stream whose bytes run out before that raises
+    :class:`llmkit.StreamInterruptedError`. ``data`` is the codec's own.
+    """
+
+    provider: str = ""
+    model: str = ""
+    done: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Capabilities(_Base, kw_only=True):
+    """What a provider supports and where it lives."""
+
+    streaming: bool = True
+    tools: bool = False
+    vision: bool = False
+    json_schema: bool = False
+    embeddings: bool = False
+
+
+class ProviderInfo(_Base, kw_only=True):
+    """What :func:`llmkit.core.provider_info` tells about a provider."""
+
+    name: str
+    capabilities: Capabilities
+    default_base_url: str
+    api_key_env: str | None = None
+
+
+def _bad(message: str, model: str | None) -> InvalidRequestError:
+    return InvalidRequestError(message, model=model or None)
+
+
+def check_request(request: ChatRequest) -> ChatRequest:
+    """Check what types alone cannot, so bad input fails before any network call.
+
+    Returns the request unchanged.
+
+    Raises:
+        InvalidRequestError: the message names the field and the fix.
+    """
+    model = request.model
+    if not model:
+        raise _bad("model is empty; pass a model name such as 'gpt-4o-mini'", model)
+    if not request.messages:
+        raise _bad("messages is empty; pass at least one message", model)
+    for i, message in enumerate(request.messages):
+        if message.role == "tool" and not message.tool_call_id:
+            raise _bad(
+                f"messages[{i}] has role 'tool' but no tool_call_id; set it to the id "
+                "of the tool call it answers",
+                model,
+            )
+    if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
+        raise _bad(f"temperature must be between 0 and 2, not {request.temperature}", model)
+    if request.top_p is not None and not 0.0 <= request.top_p <= 1.0:
+        raise _bad(f"top_p must be between 0 and 1, not {request.top_p}", model)
+    if request.n is not None and request.n < 1:
+        raise _bad(f"n must be at least 1, not {request.n}", model)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise _bad(f"{name} must be at least 1, not {value}", model)
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is None:
+        raise _bad(
+            "response_format type 'json_schema' needs json_schema={'name': ..., 'schema': {...}}",
+            model,
+        )
+    if request.tool_choice not in (None, "auto", "none") and not request.tools:
+        raise _bad("tool_choice asks for a tool call but tools is empty; pass tools=", model)
+    if isinstance(request.tool_choice, ToolChoice) and request.tools:
+        wanted = request.tool_choice.function.name
+        if all(tool.function.name != wanted for tool in request.tools):
+            raise _bad(f"tool_choice names {wanted!r}, which is not among tools", model)
+    return request
+
+
+def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = None) -> ChatRequest:
+    """Return ``value`` as a validated :class:`ChatRequest`.
+
+    Args:
+        value: a ``ChatRequest`` or a dict in OpenAI's request shape.
+        model: when given, it replaces (or supplies) the request's model.
+
+    Raises:
+        InvalidRequestError: the dict does not fit; the message names the path
+            of the bad value and what was expected.
+    """
+    if isinstance(value, ChatRequest):
+        if model is not None and value.model != model:
+            return msgspec.structs.replace(value, model=model)
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(
+            f"request must be a ChatRequest or a dict, not {type(value).__name__}; "
+            'pass e.g. {"messages": [{"role": "user", "content": "Hi"}]}'
+        )
+    data = dict(value)
+    if model is not None:
+        data["model"] = model
+    try:
+        return msgspec.convert(data, ChatRequest)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(f"invalid request: {exc}", model=model) from exc

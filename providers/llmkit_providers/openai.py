@@ -1,0 +1,274 @@
+"""OpenAI chat completions, and the codec every OpenAI-compatible provider shares.
+
+The codec is registered on :class:`OpenAICompatible`; :class:`OpenAI` and
+later compatible providers (Groq, OpenRouter, DeepSeek, vLLM, ...) derive
+from it and override only what differs, as Clojure's ``derive`` does.
+
+Wire facts this module rests on (from recorded traffic):
+
+* usage arrives in a last chunk with ``"choices": []``, and only when the
+  request asks for it with ``stream_options.include_usage``;
+* a stream ends with ``data: [DONE]``; an error mid-stream arrives as
+  ``data: {"error": {...}}``;
+* tool-call deltas carry ``index`` on every piece and ``id``/``name`` only
+  on the first (the accumulator in ``llmkit.streaming`` assembles them);
+* reasoning models (o1, o3, o4, gpt-5) refuse ``max_tokens`` and want
+  ``max_completion_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from llmkit.config import Config
+from llmkit.errors import (
+    AuthenticationError,
+    ContentFilterError,
+    ContextWindowError,
+    InvalidRequestError,
+    LLMError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from llmkit.generics import (
+    capabilities,
+    decode_error,
+    decode_event,
+    decode_response,
+    encode_request,
+)
+from llmkit.keys import ProviderKey
+from llmkit.types import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    HttpCall,
+    HttpResponse,
+    StreamChunk,
+    StreamOptions,
+    StreamState,
+)
+
+__all__ = ["OpenAI", "OpenAICompatible"]
+
+
+class OpenAICompatible(ProviderKey):
+    """Base key of every provider that speaks OpenAI's chat-completions protocol.
+
+    Not registered under a name itself: subclass it with ``name``,
+    ``default_base_url`` and ``api_key_env`` to add a compatible provider.
+    """
+
+    __slots__ = ()
+
+
+class OpenAI(OpenAICompatible):
+    """OpenAI's own API (``api.openai.com``); key from ``OPENAI_API_KEY``."""
+
+    __slots__ = ()
+    name = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"
+
+
+# --- wire structs: only the fields the codec reads ------------------------------
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str = ""
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody | str | None = None
+    message: str | None = None
+
+
+_ENCODE = msgspec.json.Encoder()
+_DECODE_RESPONSE = msgspec.json.Decoder(ChatResponse)
+_DECODE_CHUNK = msgspec.json.Decoder(StreamChunk)
+_DECODE_ERROR = msgspec.json.Decoder(_ErrorEnvelope)
+_INCLUDE_USAGE = StreamOptions(include_usage=True)
+_DONE = b"[DONE]"
+
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def _needs_max_completion_tokens(model: str) -> bool:
+    name = model.rsplit("/", 1)[-1]
+    return name.startswith(_REASONING_PREFIXES)
+
+
+def build_headers(key: ProviderKey, request: ChatRequest, config: Config) -> dict[str, str]:
+    """Return the JSON and bearer-auth headers plus the user's extra headers."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    if config.headers:
+        headers.update(config.headers)
+    if request.extra_headers:
+        headers.update(request.extra_headers)
+    return headers
+
+
+def encode_openai_request(
+    key: ProviderKey, request: ChatRequest, config: Config, *, path: str = "/chat/completions"
+) -> HttpCall:
+    """Build the HTTP call for an OpenAI-shaped chat-completions endpoint.
+
+    Raises:
+        InvalidRequestError: a request OpenAI cannot accept (checked here so it
+            fails before any network call).
+    """
+    extra = request.extra_body
+    changes: dict[str, Any] = {}
+    if extra is not None:
+        changes["extra_body"] = None
+    if request.extra_headers is not None:
+        changes["extra_headers"] = None
+    if request.stream and request.stream_options is None:
+        changes["stream_options"] = _INCLUDE_USAGE
+    if (
+        request.max_tokens is not None
+        and request.max_completion_tokens is None
+        and isinstance(key, OpenAI)
+        and _needs_max_completion_tokens(request.model)
+    ):
+        changes["max_tokens"] = None
+        changes["max_completion_tokens"] = request.max_tokens
+    wire = msgspec.structs.replace(request, **changes) if changes else request
+    if extra:
+        payload = msgspec.to_builtins(wire)
+        payload.update(extra)
+        body = _ENCODE.encode(payload)
+    else:
+        body = _ENCODE.encode(wire)
+    return HttpCall(
+        url=config.api_base + path if config.api_base else path,
+        body=body,
+        headers=build_headers(key, request, config),
+        stream=request.stream,
+    )
+
+
+@encode_request.dispatch
+def _encode(key: OpenAICompatible, request: ChatRequest, config: Config) -> Any:
+    return encode_openai_request(key, request, config)
+
+
+@decode_response.dispatch
+def _decode_response(key: OpenAICompatible, response: HttpResponse, request: ChatRequest) -> Any:
+    try:
+        return _DECODE_RESPONSE.decode(response.body)
+    except msgspec.DecodeError as exc:
+        return _raise_malformed(key, response, request, exc)
+
+
+def _raise_malformed(
+    key: ProviderKey, response: HttpResponse, request: ChatRequest, exc: Exception
+) -> Any:
+    raise LLMError(
+        f"{key.name} answered {response.status} with a body that is not a chat completion "
+        f"({exc}); check api_base points at an OpenAI-compatible endpoint",
+        provider=key.name,
+        model=request.model,
+        status=response.status,
+    ) from exc
+
+
+@decode_event.dispatch
+def _decode_event(key: OpenAICompatible, event: Any, state: StreamState) -> Any:
+    data = event.data
+    if data == _DONE:
+        state.done = True
+        return None
+    try:
+        chunk = _DECODE_CHUNK.decode(data)
+    except msgspec.DecodeError as exc:
+        return LLMError(
+            f"{key.name} sent a stream event that is not a chunk ({exc})",
+            provider=key.name,
+            model=state.model,
+        )
+    if not chunk.choices and chunk.usage is None and not chunk.id:
+        # The only payload without id, choices and usage is an error envelope.
+        return error_from_body(key, 200, data, state.model)
+    if chunk.choices and chunk.choices[0].finish_reason is not None:
+        # Some compatible servers never send [DONE]; a finish reason is a clean end too.
+        state.done = True
+    return chunk
+
+
+def error_from_body(key: ProviderKey, status: int, body: bytes, model: str | None) -> LLMError:
+    """Map an OpenAI-shaped error body and HTTP status to the llmkit error."""
+    message = ""
+    code: str | None = None
+    kind: str | None = None
+    try:
+        envelope = _DECODE_ERROR.decode(body)
+    except msgspec.DecodeError:
+        envelope = None
+    if envelope is not None:
+        if isinstance(envelope.error, _ErrorBody):
+            message = envelope.error.message
+            code = None if envelope.error.code is None else str(envelope.error.code)
+            kind = envelope.error.type
+        elif isinstance(envelope.error, str):
+            message = envelope.error
+        elif envelope.message:
+            message = envelope.message
+    if not message:
+        text = body.decode("utf-8", "replace").strip()
+        message = text[:500] or f"HTTP {status} with an empty body"
+    return _classify(key, status, message, code, kind, model)
+
+
+def _classify(
+    key: ProviderKey,
+    status: int,
+    message: str,
+    code: str | None,
+    kind: str | None,
+    model: str | None,
+) -> LLMError:
+    tag = code or kind
+    common: dict[str, Any] = {"provider": key.name, "model": model, "status": status, "code": tag}
+    if code == "context_length_exceeded" or "maximum context length" in message:
+        return ContextWindowError(
+            f"{message} Shorten the messages or lower max_tokens.", **common
+        )
+    if code == "content_filter" or code == "content_policy_violation":
+        return ContentFilterError(message, **common)
+    if status == 401:
+        env = key.api_key_env or "the provider's key variable"
+        return AuthenticationError(f"{message} Check {env} or api_key=.", **common)
+    if status == 403:
+        return PermissionDeniedError(message, **common)
+    if status == 404:
+        return NotFoundError(f"{message} Check the model name and api_base.", **common)
+    if status == 429:
+        # Quota exhaustion looks like a rate limit but retrying cannot help.
+        quota = code == "insufficient_quota" or kind == "insufficient_quota"
+        hint = " Add credits or raise the quota." if quota else " Slow down or retry later."
+        return RateLimitError(message + hint, retryable=not quota, **common)
+    if status in (400, 413, 422):
+        return InvalidRequestError(message, **common)
+    if status in (408, 409) or status >= 500:
+        return ServiceUnavailableError(message, **common)
+    return LLMError(message, **common)
+
+
+@decode_error.dispatch
+def _decode_error(key: OpenAICompatible, response: HttpResponse, request: ChatRequest) -> Any:
+    return error_from_body(key, response.status, response.body, request.model)
+
+
+@capabilities.dispatch
+def _capabilities(key: OpenAICompatible) -> Any:
+    return Capabilities(streaming=True, tools=True, vision=True, json_schema=True)
