@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+import llmkit
+from llmkit.config import Config, resolve_config, to_config
+from llmkit.errors import scrub
+from llmkit_providers.openai import OpenAI
+
+SECRET = "sk-live-abcdefghijklmnop"
+
+
+@pytest.mark.parametrize(
+    ("cls", "parent", "retryable"),
+    [
+        (llmkit.AuthenticationError, llmkit.LLMError, False),
+        (llmkit.PermissionDeniedError, llmkit.LLMError, False),
+        (llmkit.NotFoundError, llmkit.LLMError, False),
+        (llmkit.InvalidRequestError, llmkit.LLMError, False),
+        (llmkit.ContextWindowError, llmkit.InvalidRequestError, False),
+        (llmkit.ContentFilterError, llmkit.InvalidRequestError, False),
+        (llmkit.RateLimitError, llmkit.LLMError, True),
+        (llmkit.TimeoutError, llmkit.LLMError, True),
+        (llmkit.ServiceUnavailableError, llmkit.LLMError, True),
+        (llmkit.APIConnectionError, llmkit.LLMError, True),
+        (llmkit.StreamInterruptedError, llmkit.LLMError, False),
+        (llmkit.ProviderNotFoundError, llmkit.LLMError, False),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
+def test_errors_hierarchy_and_default_retryable(
+    cls: type[llmkit.LLMError], parent: type[Exception], retryable: bool
+) -> None:
+    error = cls("boom", provider="openai", model="m", status=500, request_id="req_1")
+    assert isinstance(error, parent)
+    assert error.retryable is retryable
+    assert "provider=openai" in str(error)
+    assert "request_id=req_1" in str(error)
+
+
+def test_errors_rate_limit_carries_retry_after() -> None:
+    error = llmkit.RateLimitError("slow", retry_after=1.5)
+    assert error.retry_after == 1.5
+    assert llmkit.RateLimitError("slow", retryable=False).retryable is False
+
+
+def test_errors_scrub_removes_key() -> None:
+    assert scrub(f"bad key {SECRET}!", SECRET) == "bad key ***!"
+    assert scrub("short abc", "abc") == "short abc"
+    assert scrub("nothing", None) == "nothing"
+
+
+def test_config_repr_masks_key() -> None:
+    config = Config(api_key=SECRET, api_base="http://x")
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+    assert SECRET not in repr([config])
+    assert "api_key='***'" in repr(config)
+    assert "api_base='http://x'" in repr(config)
+
+
+def test_config_rejects_unknown_field() -> None:
+    with pytest.raises(llmkit.InvalidRequestError, match="api_kee") as info:
+        to_config({"api_kee": "x"})
+    assert "api_key" in str(info.value)
+
+
+def test_config_rejects_wrong_type() -> None:
+    with pytest.raises(llmkit.InvalidRequestError, match="retries"):
+        to_config({"retries": "many"})
+
+
+def test_config_resolve_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    resolved = resolve_config(OpenAI(), to_config(None))
+    assert resolved.api_key == SECRET
+    assert resolved.api_base == "https://api.openai.com/v1"
+
+
+def test_config_resolve_strips_slash_and_keeps_given() -> None:
+    resolved = resolve_config(OpenAI(), Config(api_key="k" * 10, api_base="http://h/v1/"))
+    assert resolved.api_base == "http://h/v1"
+    assert resolved.api_key == "k" * 10
+
+
+def test_config_missing_key_names_variable() -> None:
+    with pytest.raises(llmkit.AuthenticationError, match="OPENAI_API_KEY"):
+        resolve_config(OpenAI(), Config())
