@@ -53,7 +53,9 @@ _async_clients: weakref.WeakKeyDictionary[
 
 
 def _timeouts(config: Config) -> tuple[float, float]:
-    connect = config.connect_timeout if config.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
+    connect = (
+        config.connect_timeout if config.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
+    )
     read = config.timeout if config.timeout is not None else DEFAULT_READ_TIMEOUT
     return connect, read
 

@@ -51,7 +51,9 @@ def _demo(out: TextIO) -> int:
                 f"completion = {usage.total_tokens} tokens\n"
             )
 
-        emulator.enqueue(Reply.text("Paris sits on the Seine, in the north of France.").with_(chunk_size=6))
+        emulator.enqueue(
+            Reply.text("Paris sits on the Seine, in the north of France.").with_(chunk_size=6)
+        )
         out.write("2. stream\n   ")
         with core.stream("openai", "gpt-4o-mini", {"messages": [question]}, config) as stream:
             for chunk in stream:
@@ -126,7 +128,9 @@ def _providers(out: TextIO) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmkit", description="One interface to many LLMs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run a completion, a stream and a tool call on a local emulator")
+    commands.add_parser(
+        "demo", help="run a completion, a stream and a tool call on a local emulator"
+    )
     chat = commands.add_parser("chat", help="stream one answer from a real provider")
     chat.add_argument("-p", "--provider", required=True, help="provider name, e.g. openai")
     chat.add_argument("-m", "--model", required=True, help="model name, e.g. gpt-4o-mini")

@@ -16,7 +16,14 @@ import msgspec
 from llmkit.errors import AuthenticationError, InvalidRequestError
 from llmkit.keys import ProviderKey
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_READ_TIMEOUT", "DEFAULT_RETRIES", "Config", "resolve_config", "to_config"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRIES",
+    "Config",
+    "resolve_config",
+    "to_config",
+]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 600.0

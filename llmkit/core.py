@@ -10,8 +10,8 @@ beyond the transport's pooled HTTP clients.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, cast
 
 import msgspec
 
@@ -86,8 +86,7 @@ def completion(
         LLMError: any other failure, as a subclass of the hierarchy.
     """
     key, req, cfg = _prepare(provider, model, request, config, False)
-    result: ChatResponse = generics.completion(key, req, cfg)
-    return result
+    return cast(ChatResponse, generics.completion(key, req, cfg))
 
 
 async def acompletion(
@@ -99,8 +98,7 @@ async def acompletion(
         LLMError: as :func:`completion` does.
     """
     key, req, cfg = _prepare(provider, model, request, config, False)
-    result: ChatResponse = await generics.acompletion(key, req, cfg)
-    return result
+    return cast(ChatResponse, await cast(Awaitable[Any], generics.acompletion(key, req, cfg)))
 
 
 def stream(
@@ -115,21 +113,19 @@ def stream(
         LLMError: as :func:`completion` does.
     """
     key, req, cfg = _prepare(provider, model, request, config, True)
-    result: Stream = generics.completion(key, req, cfg)
-    return result
+    return cast(Stream, generics.completion(key, req, cfg))
 
 
 async def astream(
     provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
 ) -> AsyncStream:
-    """The async twin of :func:`stream`: ``async for chunk in await astream(...)``.
+    """The async twin of :func:`stream`; use ``async for`` on the awaited result.
 
     Raises:
         LLMError: as :func:`completion` does.
     """
     key, req, cfg = _prepare(provider, model, request, config, True)
-    result: AsyncStream = await generics.acompletion(key, req, cfg)
-    return result
+    return cast(AsyncStream, await cast(Awaitable[Any], generics.acompletion(key, req, cfg)))
 
 
 def chat(
@@ -173,7 +169,7 @@ def provider_info(provider: str | ProviderKey) -> ProviderInfo:
         ProviderNotFoundError: unknown provider name.
     """
     key = resolve(provider)
-    caps: Capabilities = generics.capabilities(key)
+    caps = cast(Capabilities, generics.capabilities(key))
     return ProviderInfo(
         name=key.name,
         capabilities=caps,

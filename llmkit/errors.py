@@ -93,7 +93,8 @@ class LLMError(Exception):
         return f"{self.message} ({where})" if where else self.message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, status={self.status!r})"
+        name = type(self).__name__
+        return f"{name}({self.message!r}, provider={self.provider!r}, status={self.status!r})"
 
 
 class AuthenticationError(LLMError):
@@ -126,7 +127,7 @@ class RateLimitError(LLMError):
     default_retryable = True
 
 
-class TimeoutError(LLMError):  # noqa: A001 - the name users expect under llmkit.
+class TimeoutError(LLMError):
     """Connecting, reading or the total deadline took too long."""
 
     default_retryable = True

@@ -21,7 +21,7 @@ plum then caches each resolution, about half a microsecond a call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import plum
 
@@ -30,7 +30,7 @@ from llmkit.config import Config
 from llmkit.errors import LLMError, scrub
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
-from llmkit.types import ChatRequest, HttpResponse, StreamState
+from llmkit.types import ChatRequest, HttpCall, HttpResponse, StreamState
 
 __all__ = [
     "acompletion",
@@ -109,7 +109,7 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
 
 def _on_error(key: ProviderKey, request: ChatRequest, config: Config) -> _http.ErrorFactory:
     def build(response: HttpResponse) -> LLMError:
-        error: LLMError = decode_error(key, response, request)
+        error = cast(LLMError, decode_error(key, response, request))
         if error.provider is None:
             error.provider = key.name
         if error.model is None:
@@ -140,9 +140,9 @@ def _pipeline(key: ProviderKey, request: ChatRequest, framing: str) -> EventPipe
     return EventPipeline(framing, step, state)
 
 
-@_dispatch
-def completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:  # noqa: F811
-    call = encode_request(key, request, config)
+@completion.dispatch
+def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
+    call = cast(HttpCall, encode_request(key, request, config))
     on_error = _on_error(key, request, config)
     if call.stream:
         body = _http.send(call, config, on_error)
@@ -151,8 +151,8 @@ def completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:  
     return decode_response(key, response, request)
 
 
-async def _acompletion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
-    call = encode_request(key, request, config)
+async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
+    call = cast(HttpCall, encode_request(key, request, config))
     on_error = _on_error(key, request, config)
     if call.stream:
         body = await _http.asend(call, config, on_error)
@@ -161,9 +161,9 @@ async def _acompletion(key: ProviderKey, request: ChatRequest, config: Config) -
     return decode_response(key, response, request)
 
 
-@_dispatch
-def acompletion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:  # noqa: F811
-    return _acompletion(key, request, config)
+@acompletion.dispatch
+def _acompletion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
+    return _acompletion_body(key, request, config)
 
 
 def generic_functions() -> dict[str, Any]:

@@ -12,7 +12,16 @@ chunks of any provider into the final :class:`ChatResponse`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from types import TracebackType
 from typing import Any
 
@@ -106,7 +115,9 @@ class Stream:
         self.provider = pipeline.state.provider
         self._gen = self._run(body, pipeline)
 
-    def _run(self, body: Iterable[bytes], pipeline: EventPipeline) -> Iterator[StreamChunk]:
+    def _run(
+        self, body: Iterable[bytes], pipeline: EventPipeline
+    ) -> Generator[StreamChunk, None, None]:
         seen = self._chunks.append
         try:
             for data in body:
@@ -170,7 +181,7 @@ class AsyncStream:
 
     async def _run(
         self, body: AsyncIterable[bytes], pipeline: EventPipeline
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         seen = self._chunks.append
         try:
             async for data in body:

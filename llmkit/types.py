@@ -71,39 +71,39 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 # --- content parts: a tagged union on "type", as OpenAI sends them ----------
 
 
-class TextPart(_Base, kw_only=True, tag="text", tag_field="type"):
+class TextPart(_Base, frozen=True, kw_only=True, tag="text", tag_field="type"):
     """A piece of text inside a multi-part message."""
 
     text: str
 
 
-class ImageURL(_Base, kw_only=True):
+class ImageURL(_Base, frozen=True, kw_only=True):
     """An image by URL or ``data:`` URL; ``detail`` is ``low``, ``high`` or ``auto``."""
 
     url: str
     detail: str | None = None
 
 
-class ImagePart(_Base, kw_only=True, tag="image_url", tag_field="type"):
+class ImagePart(_Base, frozen=True, kw_only=True, tag="image_url", tag_field="type"):
     """An image inside a user message."""
 
     image_url: ImageURL
 
 
-class InputAudio(_Base, kw_only=True):
+class InputAudio(_Base, frozen=True, kw_only=True):
     """Base64 audio data and its format (``wav``, ``mp3``)."""
 
     data: str
     format: str
 
 
-class AudioPart(_Base, kw_only=True, tag="input_audio", tag_field="type"):
+class AudioPart(_Base, frozen=True, kw_only=True, tag="input_audio", tag_field="type"):
     """Audio inside a user message."""
 
     input_audio: InputAudio
 
 
-class FileData(_Base, kw_only=True):
+class FileData(_Base, frozen=True, kw_only=True):
     """A file as a ``data:`` URL (``file_data``) or an uploaded ``file_id``."""
 
     file_data: str | None = None
@@ -111,7 +111,7 @@ class FileData(_Base, kw_only=True):
     filename: str | None = None
 
 
-class FilePart(_Base, kw_only=True, tag="file", tag_field="type"):
+class FilePart(_Base, frozen=True, kw_only=True, tag="file", tag_field="type"):
     """A document (PDF, text) inside a user message."""
 
     file: FileData
@@ -122,14 +122,14 @@ ContentPart = TextPart | ImagePart | AudioPart | FilePart
 # --- tools ---------------------------------------------------------------------
 
 
-class FunctionCall(_Base, kw_only=True):
+class FunctionCall(_Base, frozen=True, kw_only=True):
     """The function a model asked to call; ``arguments`` is a JSON string."""
 
     name: str
     arguments: str
 
 
-class ToolCall(_Base, kw_only=True):
+class ToolCall(_Base, frozen=True, kw_only=True):
     """One tool call made by the assistant."""
 
     id: str
@@ -137,7 +137,7 @@ class ToolCall(_Base, kw_only=True):
     type: str = "function"
 
 
-class Function(_Base, kw_only=True):
+class Function(_Base, frozen=True, kw_only=True):
     """A function the model may call; ``parameters`` is a JSON Schema object."""
 
     name: str
@@ -146,20 +146,20 @@ class Function(_Base, kw_only=True):
     strict: bool | None = None
 
 
-class Tool(_Base, kw_only=True):
+class Tool(_Base, frozen=True, kw_only=True):
     """A tool offered to the model."""
 
     function: Function
     type: str = "function"
 
 
-class ToolChoiceFunction(_Base, kw_only=True):
+class ToolChoiceFunction(_Base, frozen=True, kw_only=True):
     """Names the one function the model must call."""
 
     name: str
 
 
-class ToolChoice(_Base, kw_only=True):
+class ToolChoice(_Base, frozen=True, kw_only=True):
     """Forces one named function; the strings ``auto``, ``none``, ``required`` also work."""
 
     function: ToolChoiceFunction
@@ -169,7 +169,7 @@ class ToolChoice(_Base, kw_only=True):
 # --- messages ---------------------------------------------------------------
 
 
-class Message(_Base, kw_only=True):
+class Message(_Base, frozen=True, kw_only=True):
     """One chat message, in requests and in responses.
 
     ``content`` is a string, a list of parts, or ``None`` (an assistant turn
@@ -185,7 +185,7 @@ class Message(_Base, kw_only=True):
     refusal: str | None = None
 
 
-class JSONSchema(_Base, kw_only=True):
+class JSONSchema(_Base, frozen=True, kw_only=True):
     """A named JSON Schema for structured output."""
 
     name: str
@@ -194,20 +194,20 @@ class JSONSchema(_Base, kw_only=True):
     strict: bool | None = None
 
 
-class ResponseFormat(_Base, kw_only=True):
+class ResponseFormat(_Base, frozen=True, kw_only=True):
     """``text``, ``json_object`` or ``json_schema`` (with ``json_schema`` set)."""
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JSONSchema | None = None
 
 
-class StreamOptions(_Base, kw_only=True):
+class StreamOptions(_Base, frozen=True, kw_only=True):
     """Streaming options; llmkit always asks for usage on the last chunk."""
 
     include_usage: bool | None = None
 
 
-class ChatRequest(_Base, kw_only=True, forbid_unknown_fields=True):
+class ChatRequest(_Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A chat-completion request in OpenAI's shape.
 
     ``extra_body`` is merged into the provider's JSON body last, and
@@ -238,21 +238,21 @@ class ChatRequest(_Base, kw_only=True, forbid_unknown_fields=True):
 # --- responses --------------------------------------------------------------
 
 
-class PromptTokensDetails(_Base, kw_only=True):
+class PromptTokensDetails(_Base, frozen=True, kw_only=True):
     """Where known: prompt tokens served from the provider's cache."""
 
     cached_tokens: int | None = None
     audio_tokens: int | None = None
 
 
-class CompletionTokensDetails(_Base, kw_only=True):
+class CompletionTokensDetails(_Base, frozen=True, kw_only=True):
     """Where known: hidden reasoning tokens inside the completion count."""
 
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
 
 
-class Usage(_Base, kw_only=True):
+class Usage(_Base, frozen=True, kw_only=True):
     """Token counts of one call."""
 
     prompt_tokens: int = 0
@@ -262,7 +262,7 @@ class Usage(_Base, kw_only=True):
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
-class Choice(_Base, kw_only=True):
+class Choice(_Base, frozen=True, kw_only=True):
     """One alternative of a response.
 
     ``finish_reason`` is ``stop``, ``length``, ``tool_calls`` or
@@ -275,7 +275,7 @@ class Choice(_Base, kw_only=True):
     finish_reason: str | None = None
 
 
-class ChatResponse(_Base, kw_only=True):
+class ChatResponse(_Base, frozen=True, kw_only=True):
     """A complete chat-completion response."""
 
     id: str = ""
@@ -308,14 +308,14 @@ class ChatResponse(_Base, kw_only=True):
 # --- stream chunks ------------------------------------------------------------
 
 
-class FunctionCallDelta(_Base, kw_only=True):
+class FunctionCallDelta(_Base, frozen=True, kw_only=True):
     """A fragment of a streamed function call."""
 
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCallDelta(_Base, kw_only=True):
+class ToolCallDelta(_Base, frozen=True, kw_only=True):
     """A fragment of a streamed tool call, assembled by ``index`` and ``id``."""
 
     index: int = 0
@@ -324,7 +324,7 @@ class ToolCallDelta(_Base, kw_only=True):
     function: FunctionCallDelta | None = None
 
 
-class Delta(_Base, kw_only=True):
+class Delta(_Base, frozen=True, kw_only=True):
     """What one chunk adds to a choice."""
 
     role: str | None = None
@@ -333,7 +333,7 @@ class Delta(_Base, kw_only=True):
     refusal: str | None = None
 
 
-class ChunkChoice(_Base, kw_only=True):
+class ChunkChoice(_Base, frozen=True, kw_only=True):
     """One choice's part of a chunk."""
 
     index: int = 0
@@ -341,7 +341,7 @@ class ChunkChoice(_Base, kw_only=True):
     finish_reason: str | None = None
 
 
-class StreamChunk(_Base, kw_only=True):
+class StreamChunk(_Base, frozen=True, kw_only=True):
     """One streamed chunk; the last one carries ``usage`` where the provider sends it."""
 
     id: str = ""
@@ -400,7 +400,7 @@ class StreamState:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Capabilities(_Base, kw_only=True):
+class Capabilities(_Base, frozen=True, kw_only=True):
     """What a provider supports and where it lives."""
 
     streaming: bool = True
@@ -410,7 +410,7 @@ class Capabilities(_Base, kw_only=True):
     embeddings: bool = False
 
 
-class ProviderInfo(_Base, kw_only=True):
+class ProviderInfo(_Base, frozen=True, kw_only=True):
     """What :func:`llmkit.core.provider_info` tells about a provider."""
 
     name: str

@@ -96,7 +96,9 @@ def test_keys_builtin_provider_comes_from_entry_point() -> None:
 
 
 def test_keys_broken_entry_point_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = EntryPoint(name="brokenprov", value="no_such_module_xyz:Key", group=keys.ENTRY_POINT_GROUP)
+    broken = EntryPoint(
+        name="brokenprov", value="no_such_module_xyz:Key", group=keys.ENTRY_POINT_GROUP
+    )
     monkeypatch.setattr(keys, "_loaded", False)
     monkeypatch.setattr(keys, "_load_errors", {})
     monkeypatch.setattr(keys, "entry_points", lambda group: [broken])
@@ -113,7 +115,12 @@ def test_keys_third_party_provider_uses_default_completion() -> None:
         return httpx.Response(200, content=b"echoed")
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        reply = core.completion("testecho", "m", {"messages": [{"role": "user", "content": "x"}]}, {"http_client": client})
+        reply = core.completion(
+            "testecho",
+            "m",
+            {"messages": [{"role": "user", "content": "x"}]},
+            {"http_client": client},
+        )
     assert reply.text == "echoed"
     assert seen == ["http://echo.invalid/echo"]
     assert core.provider_available("testecho") is True

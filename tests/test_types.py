@@ -123,7 +123,9 @@ def test_response_text_and_tool_calls_helpers() -> None:
     assert empty.tool_calls == []
     parts = ChatResponse(
         choices=[
-            Choice(message=Message(role="assistant", content=[TextPart(text="a"), TextPart(text="b")]))
+            Choice(
+                message=Message(role="assistant", content=[TextPart(text="a"), TextPart(text="b")])
+            )
         ]
     )
     assert parts.text == "ab"

@@ -240,9 +240,7 @@ def _classify(
     tag = code or kind
     common: dict[str, Any] = {"provider": key.name, "model": model, "status": status, "code": tag}
     if code == "context_length_exceeded" or "maximum context length" in message:
-        return ContextWindowError(
-            f"{message} Shorten the messages or lower max_tokens.", **common
-        )
+        return ContextWindowError(f"{message} Shorten the messages or lower max_tokens.", **common)
     if code == "content_filter" or code == "content_policy_violation":
         return ContentFilterError(message, **common)
     if status == 401:

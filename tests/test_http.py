@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+import llmkit
+from llmkit import _http, core
+from llmkit._http import parse_retry_after
+
+SECRET = "sk-test-secret-0123456789"
+HI = {"messages": [{"role": "user", "content": "Hi"}]}
+OK = {
+    "id": "chatcmpl-1",
+    "model": "gpt-4o-mini",
+    "created": 1,
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
+}
+
+
+def _client(responses: list[httpx.Response | Exception], seen: list[httpx.Request]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = responses.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def _call(client: httpx.Client, **config: object) -> llmkit.ChatResponse:
+    return core.completion(
+        "openai", "gpt-4o-mini", HI, {"api_key": SECRET, "http_client": client, **config}
+    )
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    waits: list[float] = []
+    monkeypatch.setattr(_http.time, "sleep", waits.append)
+    return waits
+
+
+def test_http_retries_rate_limit_honouring_retry_after(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.Response(429, headers={"retry-after": "1.5"}, json={"error": {"message": "slow"}}),
+        httpx.Response(200, json=OK),
+    ]
+    with _client(responses, seen) as client:
+        assert _call(client).text == "ok"
+    assert len(seen) == 2
+    assert no_sleep == [1.5]
+
+
+def test_http_retries_server_errors_with_backoff(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.Response(503, text="overloaded"),
+        httpx.Response(500, json={"error": {"message": "oops", "type": "server_error"}}),
+        httpx.Response(200, json=OK),
+    ]
+    with _client(responses, seen) as client:
+        assert _call(client).text == "ok"
+    assert len(seen) == 3
+    assert len(no_sleep) == 2
+    assert all(0 <= wait <= 1.0 for wait in no_sleep)
+
+
+def test_http_gives_up_after_retries(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [httpx.Response(503, text="down")] * 3
+    with (
+        _client(list(responses), seen) as client,
+        pytest.raises(llmkit.ServiceUnavailableError) as info,
+    ):
+        _call(client, retries=2)
+    assert len(seen) == 3
+    assert info.value.status == 503
+    assert info.value.retryable is True
+
+
+def test_http_does_not_retry_client_errors(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.Response(
+            400,
+            headers={"x-request-id": "req_9"},
+            json={"error": {"message": "bad", "code": "invalid_value"}},
+        )
+    ]
+    with _client(responses, seen) as client, pytest.raises(llmkit.InvalidRequestError) as info:
+        _call(client)
+    assert len(seen) == 1
+    assert info.value.request_id == "req_9"
+    assert info.value.code == "invalid_value"
+    assert no_sleep == []
+
+
+def test_http_quota_429_is_not_retried(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    body = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": "insufficient_quota",
+        }
+    }
+    with (
+        _client([httpx.Response(429, json=body)], seen) as client,
+        pytest.raises(llmkit.RateLimitError) as info,
+    ):
+        _call(client)
+    assert info.value.retryable is False
+    assert "credits" in info.value.message
+    assert len(seen) == 1
+
+
+def test_http_retry_after_too_long_raises_at_once(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    with (
+        _client(
+            [
+                httpx.Response(
+                    429, headers={"retry-after": "3600"}, json={"error": {"message": "wait"}}
+                )
+            ],
+            seen,
+        ) as client,
+        pytest.raises(llmkit.RateLimitError) as info,
+    ):
+        _call(client)
+    assert info.value.retry_after == 3600
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (httpx.ConnectError("refused"), llmkit.APIConnectionError),
+        (httpx.ReadTimeout("slow"), llmkit.TimeoutError),
+        (httpx.ConnectTimeout("slow"), llmkit.TimeoutError),
+    ],
+    ids=["connect-error", "read-timeout", "connect-timeout"],
+)
+def test_http_translates_transport_errors(
+    no_sleep: list[float], exc: Exception, expected: type[llmkit.LLMError]
+) -> None:
+    seen: list[httpx.Request] = []
+    with _client([exc, exc], seen) as client, pytest.raises(expected) as info:
+        _call(client, retries=1)
+    assert isinstance(info.value.__cause__, httpx.HTTPError)
+    assert len(seen) == 2
+
+
+def test_http_key_never_in_error(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    body = {
+        "error": {"message": f"Incorrect API key provided: {SECRET}.", "code": "invalid_api_key"}
+    }
+    with (
+        _client([httpx.Response(401, json=body)], seen) as client,
+        pytest.raises(llmkit.AuthenticationError) as info,
+    ):
+        _call(client)
+    error = info.value
+    for text in (str(error), repr(error), *map(str, error.args), error.message):
+        assert SECRET not in text
+    assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_http_deadline_stops_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.Response(429, headers={"retry-after": "5"}, json={"error": {"message": "x"}})
+    ] * 3
+    with _client(list(responses), seen) as client, pytest.raises(llmkit.RateLimitError):
+        _call(client, deadline=1.0)
+    assert len(seen) == 1
+
+
+def test_http_passed_deadline_raises_timeout() -> None:
+    seen: list[httpx.Request] = []
+    with _client([], seen) as client, pytest.raises(llmkit.TimeoutError, match="deadline"):
+        _call(client, deadline=-1.0)
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+    ids=["seconds", "milliseconds", "garbage", "absent"],
+)
+def test_http_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers)) == expected
+
+
+def test_http_parse_retry_after_http_date() -> None:
+    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
+    wait = parse_retry_after(httpx.Headers({"retry-after": future}))
+    assert wait is not None
+    assert 25 <= wait <= 31
+
+
+def test_http_pooled_client_is_reused() -> None:
+    config = llmkit.Config(timeout=12.0)
+    first: Callable[..., object] = _http._sync_client
+    assert first(config) is first(config)
+    assert first(llmkit.Config(timeout=13.0)) is not first(config)
