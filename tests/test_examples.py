@@ -1,0 +1,76 @@
+"""The examples and the README's provider recipe run as written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import llmkit
+from llmkit import core
+
+ROOT = Path(__file__).resolve().parent.parent
+HI = {"messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_examples_core_usage_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "core_usage.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "completion: Tokyo." in out
+    assert "stream:    Tokyo, on Honshu. | finish: stop" in out
+    assert "retried:    Tokyo, after one retry." in out
+    assert "$.messages[0].role" in out
+
+
+@pytest.fixture(scope="module")
+def acme() -> Iterator[type[llmkit.ProviderKey]]:
+    sys.path.insert(0, str(ROOT / "examples" / "acme_provider"))
+    try:
+        import acme_llm
+
+        yield acme_llm.Acme
+    finally:
+        sys.path.remove(str(ROOT / "examples" / "acme_provider"))
+
+
+def test_examples_third_party_provider_completion(acme: type[llmkit.ProviderKey]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url == "https://api.acme.example/v1/generate"
+        assert request.headers["x-acme-key"] == "acme-key-123456"
+        return httpx.Response(
+            200, json={"output": "hello from acme", "tokens_in": 3, "tokens_out": 4}
+        )
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        config = {"api_key": "acme-key-123456", "http_client": client}
+        reply = core.completion("acme", "acme-1", HI, config)
+    assert reply.text == "hello from acme"
+    assert reply.usage is not None
+    assert reply.usage.total_tokens == 7
+    assert core.provider_info("acme").api_key_env == "ACME_API_KEY"
+
+
+def test_examples_third_party_provider_ndjson_stream(acme: type[llmkit.ProviderKey]) -> None:
+    body = [b'{"text": "hel', b'lo"}\n{"text": " world"}\n', b'{"done": true}\n']
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter(body))
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        config = {"api_key": "acme-key-123456", "http_client": client}
+        stream = core.stream(acme(), "acme-1", HI, config)
+        assert [c.text for c in stream] == ["hello", " world", ""]
+        assert stream.collect().choices[0].finish_reason == "stop"
+
+        body[:] = [b'{"text": "cut"}\n']
+        with pytest.raises(llmkit.StreamInterruptedError):
+            core.stream("acme", "acme-1", HI, config).collect()
