@@ -22,6 +22,7 @@ used.
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 __all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent"]
@@ -29,6 +30,8 @@ __all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent"]
 _BOM: Final = b"\xef\xbb\xbf"
 _LF: Final = 0x0A
 _CR: Final = 0x0D
+# A CR not followed by LF (a lone-CR line ending).
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
 
 class SSEEvent(NamedTuple):
@@ -140,37 +143,41 @@ class SSEDecoder:
         else:
             buf = chunk
         if has_cr:
-            # Slow path: normalise CRLF and lone CR to LF. A CR that ends the
-            # buffer terminates its line now; an LF opening the next chunk
-            # then belongs to it and must not count as an empty line.
-            if buf[-1] == _CR:
-                self._skip_lf = self._guard = True
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if self._clean and buf[:6] == b"data: ":
-            # Fast path: a run of complete single-line ``data: ...`` events,
-            # split in one C call. It applies only if every LF in the run
-            # belongs to a separator; otherwise fall through.
-            end = buf.rfind(b"\n\n")
-            if end > 0:
-                run = buf[6:end]
+            buf = self._normalize(buf)
+        out: list[SSEEvent] = []
+        pos = 0
+        if not self._clean:
+            # Finish the event under construction on the general path.
+            end = buf.find(b"\n\n")
+            if end < 0:
+                self._lines(buf, out)
+                return out
+            self._block(buf[:end], out)
+            pos = end + 2
+        # From here no event is under construction: try the fast paths, which
+        # take a run of complete events of one common shape in a few C calls.
+        if buf.startswith(b"data: ", pos):
+            # ``data: D\n\n`` events: valid if no LF is left inside any D.
+            end = buf.rfind(b"\n\n", pos)
+            if end >= 0:
+                run = buf[pos + 6 : end]
                 datas = run.split(b"\n\ndata: ")
-                n = len(datas)
-                if run.count(b"\n") == 2 * n - 2:
+                if len(datas) == 1:
+                    if run.find(b"\n") < 0:
+                        out.append(_new_event(SSEEvent, (None, run, self._last_id, None)))
+                        pos = end + 2
+                elif b"".join(datas).find(b"\n") < 0:
                     last_id = self._last_id
-                    if n == 1:
-                        out = [_new_event(SSEEvent, (None, run, last_id, None))]
-                    else:
-                        out = [_new_event(SSEEvent, (None, data, last_id, None)) for data in datas]
-                    end += 2
-                    if end < len(buf):
-                        tail = buf[end:]
-                        if tail.find(b"\n") >= 0:
-                            self._lines(tail, out)
-                        else:
-                            self._parts.append(tail)
-                    return out
-        out = []
-        self._lines(buf, out)
+                    out += [_new_event(SSEEvent, (None, data, last_id, None)) for data in datas]
+                    pos = end + 2
+        elif buf.startswith(b"event: ", pos):
+            pos = self._named_run(buf, pos, out)
+        if pos < len(buf):
+            rest = buf[pos:] if pos else buf
+            if rest.find(b"\n") < 0:
+                self._parts.append(rest)
+            else:
+                self._lines(rest, out)
         return out
 
     def flush(self) -> list[SSEEvent]:
@@ -215,6 +222,61 @@ class SSEDecoder:
                 chunk = chunk[1:]
         self._guard = self._at_start or self._skip_lf
         return chunk
+
+    def _normalize(self, buf: bytes) -> bytes:
+        """Rewrite CRLF and lone CR line endings of ``buf`` to LF.
+
+        A CR that ends the buffer terminates its line now; an LF opening the
+        next chunk then belongs to it and must not count as an empty line.
+        """
+        if buf[-1] == _CR:
+            self._skip_lf = self._guard = True
+            if _LONE_CR.search(buf, 0, len(buf) - 1) is None:
+                return buf.replace(b"\r", b"") + b"\n"
+        elif _LONE_CR.search(buf) is None:
+            # Only CRLF: deleting every CR is several times faster than
+            # replacing the two-byte sequence.
+            return buf.replace(b"\r", b"")
+        return buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    def _named_run(self, buf: bytes, pos: int, out: list[SSEEvent]) -> int:
+        r"""Fast path for ``event: N\ndata: D\n\n`` events starting at ``pos``.
+
+        Returns:
+            Where parsing must resume: past the run, or ``pos`` if the
+            complete events there do not all have exactly this shape.
+        """
+        end = buf.rfind(b"\n\n", pos)
+        if end < 0:
+            return pos
+        run = buf[pos + 7 : end]
+        blocks = run.split(b"\n\nevent: ")
+        if len(blocks) == 1:
+            name, sep, data = run.partition(b"\ndata: ")
+            if not sep or name.find(b"\n") >= 0 or data.find(b"\n") >= 0:
+                return pos
+            out.append(
+                _new_event(SSEEvent, (name.decode("utf-8", "replace"), data, self._last_id, None))
+            )
+            return end + 2
+        names, seps, datas = zip(*[block.partition(b"\ndata: ") for block in blocks], strict=True)
+        if not all(seps) or b"".join(names).find(b"\n") >= 0 or b"".join(datas).find(b"\n") >= 0:
+            return pos
+        last_id = self._last_id
+        out += [
+            _new_event(SSEEvent, (name.decode("utf-8", "replace"), data, last_id, None))
+            for name, data in zip(names, datas, strict=True)
+        ]
+        return end + 2
+
+    def _block(self, block: bytes, out: list[SSEEvent]) -> None:
+        """Apply the lines of ``block``, then the blank line that ended it."""
+        for line in block.split(b"\n"):
+            if line:
+                self._field(line)
+            else:
+                self._dispatch(out)
+        self._dispatch(out)
 
     def _lines(self, buf: bytes, out: list[SSEEvent]) -> None:
         """General path: parse an LF-only buffer, keep its incomplete line."""

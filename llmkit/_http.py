@@ -15,6 +15,7 @@ across calls and providers:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import email.utils
 import random
 import threading
@@ -110,6 +111,10 @@ def close_clients() -> None:
         _sync_clients.clear()
     for client in clients:
         client.close()
+
+
+# Pooled connections are closed on exit rather than left to the garbage collector.
+atexit.register(close_clients)
 
 
 def parse_retry_after(headers: Any) -> float | None:

@@ -82,15 +82,24 @@ class EventPipeline:
         Raises:
             StreamInterruptedError: the body ended before the provider's end marker.
         """
-        out = self._run(self._framer.flush())
+        try:
+            out = self._run(self._framer.flush())
+        except LLMError as exc:
+            if self.state.done:
+                raise
+            # A half-received last event fails to decode; the cause is the cut, not the event.
+            raise self._interrupted() from exc
         if not self.state.done:
-            raise StreamInterruptedError(
-                "stream ended before the provider's end marker; the answer is incomplete, "
-                "retry the call",
-                provider=self.state.provider or None,
-                model=self.state.model or None,
-            )
+            raise self._interrupted()
         return out
+
+    def _interrupted(self) -> StreamInterruptedError:
+        return StreamInterruptedError(
+            "stream ended before the provider's end marker; the answer is incomplete, "
+            "retry the call",
+            provider=self.state.provider or None,
+            model=self.state.model or None,
+        )
 
 
 class Stream:

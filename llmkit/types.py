@@ -129,8 +129,12 @@ class FunctionCall(_Base, frozen=True, kw_only=True):
     arguments: str
 
 
-class ToolCall(_Base, frozen=True, kw_only=True):
-    """One tool call made by the assistant."""
+class ToolCall(_Base, frozen=True, kw_only=True, omit_defaults=False):
+    """One tool call made by the assistant.
+
+    ``type`` is always sent (the API refuses a tool call without it), so
+    this struct keeps its defaults on the wire.
+    """
 
     id: str
     function: FunctionCall
@@ -146,7 +150,7 @@ class Function(_Base, frozen=True, kw_only=True):
     strict: bool | None = None
 
 
-class Tool(_Base, frozen=True, kw_only=True):
+class Tool(_Base, frozen=True, kw_only=True, omit_defaults=False):
     """A tool offered to the model."""
 
     function: Function
@@ -159,7 +163,7 @@ class ToolChoiceFunction(_Base, frozen=True, kw_only=True):
     name: str
 
 
-class ToolChoice(_Base, frozen=True, kw_only=True):
+class ToolChoice(_Base, frozen=True, kw_only=True, omit_defaults=False):
     """Forces one named function; the strings ``auto``, ``none``, ``required`` also work."""
 
     function: ToolChoiceFunction

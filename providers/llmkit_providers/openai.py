@@ -8,8 +8,10 @@ Wire facts this module rests on (from recorded traffic):
 
 * usage arrives in a last chunk with ``"choices": []``, and only when the
   request asks for it with ``stream_options.include_usage``;
-* a stream ends with ``data: [DONE]``; an error mid-stream arrives as
-  ``data: {"error": {...}}``;
+* a stream ends with ``data: [DONE]`` (every recorded OpenAI, OpenRouter,
+  Groq and DeepSeek stream does), so only that marks a clean end: a stream
+  cut after the finish reason but before the usage chunk still raises; an
+  error mid-stream arrives as ``data: {"error": {...}}``;
 * tool-call deltas carry ``index`` on every piece and ``id``/``name`` only
   on the first (the accumulator in ``llmkit.streaming`` assembles them);
 * reasoning models (o1, o3, o4, gpt-5) refuse ``max_tokens`` and want
@@ -199,9 +201,6 @@ def _decode_event(key: OpenAICompatible, event: Any, state: StreamState) -> Any:
     if not chunk.choices and chunk.usage is None and not chunk.id:
         # The only payload without id, choices and usage is an error envelope.
         return error_from_body(key, 200, data, state.model)
-    if chunk.choices and chunk.choices[0].finish_reason is not None:
-        # Some compatible servers never send [DONE]; a finish reason is a clean end too.
-        state.done = True
     return chunk
 
 
