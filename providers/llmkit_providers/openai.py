@@ -85,6 +85,7 @@ class _ErrorBody(msgspec.Struct):
     type: str | None = None
     code: str | int | None = None
     param: str | None = None
+    status_code: int | None = None  # Groq puts the would-be status in stream errors
 
 
 class _ErrorEnvelope(msgspec.Struct):
@@ -200,12 +201,34 @@ def _decode_event(key: OpenAICompatible, event: Any, state: StreamState) -> Any:
         )
     if not chunk.choices and chunk.usage is None and not chunk.id:
         # The only payload without id, choices and usage is an error envelope.
-        return error_from_body(key, 200, data, state.model)
+        return error_from_body(key, None, data, state.model)
     return chunk
 
 
-def error_from_body(key: ProviderKey, status: int, body: bytes, model: str | None) -> LLMError:
-    """Map an OpenAI-shaped error body and HTTP status to the llmkit error."""
+# Errors inside a 200 stream have no status of their own; their type tells it.
+_STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "tokens": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "overloaded_error": 503,
+}
+
+
+def error_from_body(
+    key: ProviderKey, status: int | None, body: bytes, model: str | None
+) -> LLMError:
+    """Map an OpenAI-shaped error body and HTTP status to the llmkit error.
+
+    ``status`` is ``None`` for an error event inside a stream; the body's
+    ``status_code`` or error type then stands in for it (500 when neither
+    says more).
+    """
     message = ""
     code: str | None = None
     kind: str | None = None
@@ -218,10 +241,14 @@ def error_from_body(key: ProviderKey, status: int, body: bytes, model: str | Non
             message = envelope.error.message
             code = None if envelope.error.code is None else str(envelope.error.code)
             kind = envelope.error.type
+            if status is None:
+                status = envelope.error.status_code
         elif isinstance(envelope.error, str):
             message = envelope.error
         elif envelope.message:
             message = envelope.message
+    if status is None:
+        status = _STATUS_OF_TYPE.get(kind or "", 500)
     if not message:
         text = body.decode("utf-8", "replace").strip()
         message = text[:500] or f"HTTP {status} with an empty body"
