@@ -194,10 +194,8 @@ class SSEDecoder:
         """
         if self._head:
             self._parts.append(self._head)
-        if self._parts:
-            line = b"".join(self._parts)
-            if line:
-                self._field(line)
+        if self._parts:  # never holds empty pieces
+            self._field(b"".join(self._parts))
         out: list[SSEEvent] = []
         self._dispatch(out)
         self._parts = []
@@ -302,12 +300,7 @@ class SSEDecoder:
                         data = block[nl + 7 :]
                         out.append(_new_event(SSEEvent, (name, data, last_id, None)))
                         continue
-                for line in block.split(b"\n"):
-                    if line:
-                        self._field(line)
-                    else:
-                        self._dispatch(out)
-                self._dispatch(out)
+                self._block(block, out)
                 last_id = self._last_id
                 clean = True
         if tail.find(b"\n") >= 0:
@@ -344,7 +337,11 @@ class SSEDecoder:
             if value.find(b"\x00") < 0:
                 self._last_id = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII only
-            self._retry = self._event_retry = int(value)
+            try:
+                retry = int(value)
+            except ValueError:  # beyond sys.get_int_max_str_digits(): ignore
+                return
+            self._retry = self._event_retry = retry
             self._clean = False
 
     def _dispatch(self, out: list[SSEEvent]) -> None:
