@@ -14,7 +14,6 @@ across calls and providers:
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import email.utils
 import random
@@ -22,7 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -34,6 +33,9 @@ from llmkit.errors import (
     TimeoutError,
 )
 from llmkit.types import HttpCall, HttpResponse
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncByteStream", "ByteStream", "asend", "close_clients", "parse_retry_after", "send"]
 
@@ -92,6 +94,9 @@ def _sync_client(config: Config) -> httpx.Client:
 def _async_client(config: Config) -> httpx.AsyncClient:
     if config.async_http_client is not None:
         return config.async_http_client  # type: ignore[no-any-return]
+    # asyncio costs 25-30 ms to import; sync-only programs never pay it.
+    import asyncio
+
     loop = asyncio.get_running_loop()
     key = _timeouts(config)
     per_loop = _async_clients.get(loop)
@@ -319,6 +324,8 @@ async def asend(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:
     Raises:
         LLMError: as :func:`send` does.
     """
+    import asyncio
+
     client = _async_client(config)
     retry = _Retry(config)
     while True:

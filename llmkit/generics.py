@@ -26,6 +26,7 @@ from typing import Any, cast
 import plum
 
 from llmkit import _http
+from llmkit._framing import SSEEvent
 from llmkit.config import Config
 from llmkit.errors import LLMError, scrub
 from llmkit.keys import ProviderKey
@@ -132,10 +133,12 @@ def _on_error(key: ProviderKey, request: ChatRequest, config: Config) -> _http.E
 
 def _pipeline(key: ProviderKey, request: ChatRequest, framing: str) -> EventPipeline:
     state = StreamState(provider=key.name, model=request.model)
-    decode = decode_event
+    # Resolve the method once per stream rather than dispatching on every event.
+    event_type = bytes if framing == "ndjson" else SSEEvent
+    method = decode_event.invoke(type(key), event_type, StreamState)
 
     def step(event: Any, state: StreamState) -> Any:
-        return decode(key, event, state)
+        return method(key, event, state)
 
     return EventPipeline(framing, step, state)
 

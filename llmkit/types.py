@@ -310,16 +310,18 @@ class ChatResponse(_Base, frozen=True, kw_only=True):
 
 
 # --- stream chunks ------------------------------------------------------------
+# gc=False: chunks cannot form reference cycles, and a 5,000-chunk stream would
+# otherwise trigger dozens of garbage-collector passes.
 
 
-class FunctionCallDelta(_Base, frozen=True, kw_only=True):
+class FunctionCallDelta(_Base, frozen=True, kw_only=True, gc=False):
     """A fragment of a streamed function call."""
 
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCallDelta(_Base, frozen=True, kw_only=True):
+class ToolCallDelta(_Base, frozen=True, kw_only=True, gc=False):
     """A fragment of a streamed tool call, assembled by ``index`` and ``id``."""
 
     index: int = 0
@@ -328,7 +330,7 @@ class ToolCallDelta(_Base, frozen=True, kw_only=True):
     function: FunctionCallDelta | None = None
 
 
-class Delta(_Base, frozen=True, kw_only=True):
+class Delta(_Base, frozen=True, kw_only=True, gc=False):
     """What one chunk adds to a choice."""
 
     role: str | None = None
@@ -337,7 +339,7 @@ class Delta(_Base, frozen=True, kw_only=True):
     refusal: str | None = None
 
 
-class ChunkChoice(_Base, frozen=True, kw_only=True):
+class ChunkChoice(_Base, frozen=True, kw_only=True, gc=False):
     """One choice's part of a chunk."""
 
     index: int = 0
@@ -345,7 +347,7 @@ class ChunkChoice(_Base, frozen=True, kw_only=True):
     finish_reason: str | None = None
 
 
-class StreamChunk(_Base, frozen=True, kw_only=True):
+class StreamChunk(_Base, frozen=True, kw_only=True, gc=False):
     """One streamed chunk; the last one carries ``usage`` where the provider sends it."""
 
     id: str = ""

@@ -1,0 +1,330 @@
+"""A fast, local, OpenAI-shaped HTTP/1.1 server for llmkit's benchmarks.
+
+Run it in its own process (the runner does)::
+
+    python bench/server.py [--port 0] [--watch-stdin]
+
+It binds 127.0.0.1 (an ephemeral port unless ``--port`` is given), prints the
+port on the first line of stdout, and serves until it gets SIGTERM/SIGINT or,
+with ``--watch-stdin``, until its stdin reaches EOF (so it dies with the
+process that started it, even if that process crashes).
+
+Routes:
+
+* ``POST /v1/chat/completions`` with ``"stream": true`` absent or false:
+  a fixed ``chat.completion`` JSON body with ``usage`` (Content-Length).
+* ``POST /v1/chat/completions`` with ``"stream": true``: an SSE stream of N
+  ``chat.completion.chunk`` events (N from the ``x-bench-chunks`` request
+  header, default 5000), each carrying a few characters of content, then a
+  ``finish_reason`` chunk, a usage chunk (``"choices": []``) and
+  ``data: [DONE]``, sent with chunked transfer encoding. By default every SSE
+  event is its own HTTP chunk, as OpenAI sends them; the
+  ``x-bench-events-per-chunk`` header packs several events into one chunk.
+* ``GET /health``: ``ok``.
+
+Speed: it is an ``asyncio.Protocol`` (no streams layer), keeps connections
+alive, and sends pre-rendered bytes: the plain response is a constant and
+each stream shape is rendered once and cached. The request body is not
+parsed as JSON; a regular expression looks for ``"stream": true``. Only the
+standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+
+HOST = "127.0.0.1"
+PATH = b"/v1/chat/completions"
+DEFAULT_CHUNKS = 5000
+MAX_CHUNKS = 1_000_000
+MAX_HEADER = 64 * 1024
+MAX_BODY = 16 * 1024 * 1024
+
+_STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+
+# --- pre-rendered bodies ---------------------------------------------------------
+
+MODEL = "gpt-4o-mini-2024-07-18"
+CREATED = 1_700_000_000
+REQUEST_ID = "req_bench0000000000000000000000"
+
+COMPLETION_BODY = (
+    b'{"id":"chatcmpl-bench000000000000000000000001","object":"chat.completion",'
+    b'"created":1700000000,"model":"gpt-4o-mini-2024-07-18",'
+    b'"choices":[{"index":0,"message":{"role":"assistant",'
+    b'"content":"Hello! How can I help you today?","refusal":null,"annotations":[]},'
+    b'"logprobs":null,"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18,'
+    b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},'
+    b'"service_tier":"default","system_fingerprint":"fp_bench0001"}'
+)
+
+_COMMON_HEADERS = (
+    b"date: Thu, 01 Jan 2025 00:00:00 GMT\r\n"
+    b"openai-organization: bench\r\n"
+    b"openai-processing-ms: 1\r\n"
+    b"openai-version: 2020-10-01\r\n"
+    b"x-request-id: " + REQUEST_ID.encode() + b"\r\n"
+)
+
+COMPLETION_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: "
+    + str(len(COMPLETION_BODY)).encode()
+    + b"\r\n"
+    + _COMMON_HEADERS
+    + b"\r\n"
+    + COMPLETION_BODY
+)
+
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"content-type: text/event-stream; charset=utf-8\r\n"
+    b"transfer-encoding: chunked\r\n"
+    b"cache-control: no-cache\r\n" + _COMMON_HEADERS + b"\r\n"
+)
+
+# A few characters per chunk, as a tokenizer would cut English text.
+_PIECES = (
+    "Hello",
+    ",",
+    " this",
+    " is",
+    " a",
+    " bench",
+    "mark",
+    " stream",
+    " of",
+    " tok",
+    "ens",
+    ".",
+)
+
+_CHUNK_PREFIX = (
+    '{"id":"chatcmpl-bench000000000000000000000002","object":"chat.completion.chunk",'
+    f'"created":{CREATED},"model":"{MODEL}","service_tier":"default",'
+    '"system_fingerprint":"fp_bench0001","choices":[{"index":0,"delta":'
+)
+
+
+def _event(payload: str) -> bytes:
+    return b"data: " + payload.encode() + b"\n\n"
+
+
+def _chunk_event(delta: str, finish: str = "null") -> bytes:
+    return _event(
+        _CHUNK_PREFIX + delta + ',"logprobs":null,"finish_reason":' + finish + '}],"usage":null}'
+    )
+
+
+def _http_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def render_stream_events(n: int) -> list[bytes]:
+    """Return the SSE events of an ``n``-chunk stream (role, content..., stop, usage, DONE)."""
+    events = [_chunk_event('{"role":"assistant","content":"","refusal":null}')]
+    pieces = _PIECES
+    for i in range(n):
+        text = pieces[i % len(pieces)]
+        events.append(_chunk_event('{"content":"' + text + '"}'))
+    events.append(_chunk_event("{}", '"stop"'))
+    events.append(
+        _event(
+            '{"id":"chatcmpl-bench000000000000000000000002","object":"chat.completion.chunk",'
+            f'"created":{CREATED},"model":"{MODEL}","service_tier":"default",'
+            '"system_fingerprint":"fp_bench0001","choices":[],'
+            f'"usage":{{"prompt_tokens":9,"completion_tokens":{n},"total_tokens":{n + 9},'
+            '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+            '"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+            '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}'
+        )
+    )
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+_stream_cache: dict[tuple[int, int], bytes] = {}
+
+
+def stream_response(n: int, per_chunk: int) -> bytes:
+    """Return the whole HTTP response (head and chunked body) of a stream, cached."""
+    key = (n, per_chunk)
+    data = _stream_cache.get(key)
+    if data is None:
+        events = render_stream_events(n)
+        parts = [STREAM_HEAD]
+        for i in range(0, len(events), per_chunk):
+            parts.append(_http_chunk(b"".join(events[i : i + per_chunk])))
+        parts.append(b"0\r\n\r\n")
+        data = b"".join(parts)
+        if len(_stream_cache) > 32:
+            _stream_cache.clear()
+        _stream_cache[key] = data
+    return data
+
+
+def _simple(status: bytes, body: bytes, close: bool = False) -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: text/plain\r\ncontent-length: "
+        + str(len(body)).encode()
+        + (b"\r\nconnection: close" if close else b"")
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+NOT_FOUND = _simple(b"404 Not Found", b"not found\n")
+HEALTH = _simple(b"200 OK", b"ok\n")
+BAD_REQUEST = _simple(b"400 Bad Request", b"bad request\n", close=True)
+
+# Warm the default stream so the first streamed request is served at full speed.
+stream_response(DEFAULT_CHUNKS, 1)
+
+
+# --- the protocol ----------------------------------------------------------------
+
+
+def _int_header(headers: dict[bytes, bytes], name: bytes, default: int, lo: int, hi: int) -> int:
+    raw = headers.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    return min(max(value, lo), hi)
+
+
+class BenchProtocol(asyncio.Protocol):
+    """One connection: parse pipelined HTTP/1.1 requests, answer with canned bytes."""
+
+    __slots__ = ("_buf", "_transport")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf + data if self._buf else data
+        transport = self._transport
+        while transport is not None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEADER:
+                    self._fail()
+                    return
+                break
+            head = buf[:end]
+            lines = head.split(b"\r\n")
+            try:
+                method, target, _version = lines[0].split(b" ", 2)
+            except ValueError:
+                self._fail()
+                return
+            headers: dict[bytes, bytes] = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+            if b"transfer-encoding" in headers:
+                self._fail()  # request bodies are always sent with Content-Length here
+                return
+            length = _int_header(headers, b"content-length", 0, 0, MAX_BODY)
+            start = end + 4
+            if len(buf) - start < length:
+                break  # wait for the rest of the body
+            body = buf[start : start + length]
+            buf = buf[start + length :]
+            path = target.split(b"?", 1)[0]
+            if method == b"POST" and path == PATH:
+                if _STREAM_RE.search(body):
+                    n = _int_header(headers, b"x-bench-chunks", DEFAULT_CHUNKS, 0, MAX_CHUNKS)
+                    per = _int_header(headers, b"x-bench-events-per-chunk", 1, 1, MAX_CHUNKS)
+                    transport.write(stream_response(n, per))
+                else:
+                    transport.write(COMPLETION_RESPONSE)
+            elif method == b"GET" and path == b"/health":
+                transport.write(HEALTH)
+            else:
+                transport.write(NOT_FOUND)
+            if headers.get(b"connection", b"").lower() == b"close":
+                transport.close()
+                self._transport = None
+                buf = b""
+        self._buf = buf
+
+    def _fail(self) -> None:
+        if self._transport is not None:
+            self._transport.write(BAD_REQUEST)
+            self._transport.close()
+            self._transport = None
+        self._buf = b""
+
+
+async def serve(port: int, watch_stdin: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
+    if watch_stdin:
+
+        def watch() -> None:
+            # os.read on the raw descriptor: no buffered-reader lock for a
+            # daemon thread to hold while the interpreter shuts down.
+            try:
+                while os.read(0, 4096):
+                    pass
+            except OSError:
+                pass
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                loop.call_soon_threadsafe(request_stop)
+
+        threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+    server = await loop.create_server(BenchProtocol, HOST, port, backlog=128, reuse_address=True)
+    bound = server.sockets[0].getsockname()[1]
+    sys.stdout.write(f"{bound}\n")
+    sys.stdout.flush()
+    async with server:
+        await stop
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0: ephemeral)")
+    parser.add_argument(
+        "--watch-stdin", action="store_true", help="exit when stdin reaches EOF (parent died)"
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.port, args.watch_stdin))
+
+
+if __name__ == "__main__":
+    main()
