@@ -47,6 +47,9 @@ _BACKOFF_CAP = 8.0
 # sleeping minutes inside a call surprises users more than an exception does.
 _MAX_RETRY_AFTER = 60.0
 
+# Looked up at call time, so tests can replace it without touching time.sleep.
+_sleep = time.sleep
+
 _lock = threading.Lock()
 _ssl_context: Any = None
 _sync_clients: dict[tuple[float, float], httpx.Client] = {}
@@ -298,7 +301,7 @@ def send(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:
             wait = retry.delay(error)
             if wait is None:
                 raise error from exc
-            time.sleep(wait)
+            _sleep(wait)
             continue
         status = response.status_code
         if status < 400:
@@ -315,7 +318,7 @@ def send(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:
         wait = retry.delay(error)
         if wait is None:
             raise error
-        time.sleep(wait)
+        _sleep(wait)
 
 
 async def asend(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:

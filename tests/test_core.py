@@ -209,7 +209,10 @@ def test_core_chat_and_shortcut(emulator: OpenAIEmulator, config: dict[str, Any]
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
     request = ChatRequest(model="ignored", messages=[Message(role="user", content="hi")])
     assert core.openai_completion(MODEL, request, **config).text == "Salut"
-    assert emulator.requests[-1].json["model"] == MODEL  # type: ignore[index]
+    assert emulator.requests[-1].json == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
 
 
 def test_core_extra_body_and_headers(emulator: OpenAIEmulator, config: dict[str, Any]) -> None:
@@ -238,7 +241,9 @@ def test_core_reasoning_model_gets_max_completion_tokens(
     assert sent["max_completion_tokens"] == 50
     assert "max_tokens" not in sent
     core.completion("openai", "gpt-4o", {**HI, "max_tokens": 50}, config)
-    assert emulator.requests[-1].json["max_tokens"] == 50  # type: ignore[index]
+    sent = emulator.requests[-1].json
+    assert sent is not None
+    assert sent["max_tokens"] == 50
 
 
 def test_core_discovery() -> None:

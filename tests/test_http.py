@@ -42,7 +42,7 @@ def _call(client: httpx.Client, **config: object) -> llmkit.ChatResponse:
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr(_http.time, "sleep", waits.append)
+    monkeypatch.setattr(_http, "_sleep", waits.append)
     return waits
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import httpx
@@ -90,7 +90,7 @@ def test_keys_subclass_without_name_is_not_registered() -> None:
 
 
 def test_keys_builtin_provider_comes_from_entry_point() -> None:
-    names = {ep.name for ep in keys.entry_points(group=keys.ENTRY_POINT_GROUP)}
+    names = {ep.name for ep in entry_points(group=keys.ENTRY_POINT_GROUP)}
     assert "openai" in names
     assert "openai" in core.list_providers()
 

@@ -16,7 +16,7 @@ import random
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import msgspec
@@ -26,7 +26,15 @@ import llmkit
 from llmkit import core
 from llmkit.config import Config, resolve_config
 from llmkit.generics import encode_request
-from llmkit.types import ChatRequest, ChatResponse, StreamChunk, Tool, ToolCall, ToolChoice
+from llmkit.types import (
+    ChatRequest,
+    ChatResponse,
+    HttpCall,
+    StreamChunk,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
 from llmkit_providers.openai import OpenAI
 
 
@@ -266,7 +274,8 @@ def _stream(
 
 
 def _sse_bytes(record: dict[str, Any]) -> bytes:
-    return record["response"]["body_text"].encode("utf-8")
+    text: str = record["response"]["body_text"]
+    return text.encode("utf-8")
 
 
 # --- 0. the corpus itself -----------------------------------------------------------
@@ -314,7 +323,9 @@ def test_openai_request_encoding(record: dict[str, Any]) -> None:
     recorded = _body(record)
     request = _chat_request(_body(record))
     key = OpenAI()
-    call = encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
+    call = cast(
+        HttpCall, encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
+    )
 
     assert call.url == URL
     assert call.method == "POST"
@@ -381,7 +392,9 @@ def test_openai_request_encoding_constructed_tools(record: dict[str, Any]) -> No
     recorded = _body(record)
     request = _as_user_writes(_chat_request(_body(record)))
     key = OpenAI()
-    call = encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
+    call = cast(
+        HttpCall, encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
+    )
     sent = json.loads(call.body)
     sent.setdefault("stream", False)
     assert [t.get("type") for t in sent.get("tools", [])] == [
