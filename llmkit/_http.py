@@ -5,29 +5,36 @@ It sends the :class:`~llmkit.types.HttpCall` a codec built and hands back an
 across calls and providers:
 
 * one long-lived pooled ``httpx.Client`` per timeout setting, and one
-  ``httpx.AsyncClient`` per timeout setting per event loop (building a
-  client costs about 20 ms, mostly the TLS context, so it is done once);
+  ``httpx.AsyncClient`` per timeout setting per asyncio event loop, closed
+  when the loop shuts down (building a client costs about 20 ms, mostly the
+  TLS context, so it is done once);
 * one ``SSLContext`` per process;
 * retries with exponential backoff and full jitter, honouring ``Retry-After``;
+* the optional total deadline of a call;
 * the translation of httpx's exceptions into llmkit's, done here only.
+
+Errors are completed (provider, model, request id, no API key) by the
+:class:`CallContext` the caller passes in, so this module needs no codec.
 """
 
 from __future__ import annotations
 
 import atexit
 import email.utils
+import math
 import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from llmkit.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES, Config
 from llmkit.errors import (
     APIConnectionError,
+    InvalidRequestError,
     LLMError,
     StreamInterruptedError,
     TimeoutError,
@@ -37,9 +44,28 @@ from llmkit.types import HttpCall, HttpResponse
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["AsyncByteStream", "ByteStream", "asend", "close_clients", "parse_retry_after", "send"]
+__all__ = [
+    "AsyncByteStream",
+    "ByteStream",
+    "CallContext",
+    "asend",
+    "close_clients",
+    "parse_retry_after",
+    "send",
+]
 
-ErrorFactory = Callable[[HttpResponse], LLMError]
+
+class CallContext(Protocol):
+    """What the transport needs from its caller to build complete errors."""
+
+    def from_response(self, response: HttpResponse) -> LLMError:
+        """Return the error for a response with an error status."""
+        ...
+
+    def annotate(self, error: LLMError, headers: Any = None) -> LLMError:
+        """Fill in provider, model and request id, scrub the key; return ``error``."""
+        ...
+
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
@@ -50,12 +76,33 @@ _MAX_RETRY_AFTER = 60.0
 # Looked up at call time, so tests can replace it without touching time.sleep.
 _sleep = time.sleep
 
+# The sync pool serves a thread pool of up to 64 callers without reconnecting.
+_SYNC_LIMITS = httpx.Limits(
+    max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0
+)
+# httpcore's async pool scans every connection on each request: on loopback
+# at 64 in flight, 64 kept-alive connections made 80-95 calls/s where httpx's
+# default limits (20 kept alive) made 340-420, so async keeps the defaults.
+_ASYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
 _lock = threading.Lock()
 _ssl_context: Any = None
 _sync_clients: dict[tuple[float, float], httpx.Client] = {}
-_async_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[float, float], httpx.AsyncClient]
-] = weakref.WeakKeyDictionary()
+
+
+class _LoopClients:
+    """The async clients of one event loop, and the generator that closes them."""
+
+    __slots__ = ("clients", "closer")
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[float, float], httpx.AsyncClient] = {}
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _timeouts(config: Config) -> tuple[float, float]:
@@ -77,43 +124,91 @@ def _ssl() -> Any:
     return _ssl_context
 
 
-_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
-
-
 def _sync_client(config: Config) -> httpx.Client:
-    if config.http_client is not None:
-        return config.http_client  # type: ignore[no-any-return]
+    injected = config.http_client
+    if injected is not None:
+        if not isinstance(injected, httpx.Client):
+            raise InvalidRequestError(
+                f"http_client must be an httpx.Client, not {type(injected).__name__}; "
+                "pass an httpx.AsyncClient as async_http_client="
+            )
+        return injected
     key = _timeouts(config)
     client = _sync_clients.get(key)
     if client is None:
         with _lock:
             client = _sync_clients.get(key)
             if client is None:
-                client = httpx.Client(timeout=_httpx_timeout(*key), verify=_ssl(), limits=_LIMITS)
+                client = httpx.Client(
+                    timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS
+                )
                 _sync_clients[key] = client
     return client
 
 
-def _async_client(config: Config) -> httpx.AsyncClient:
-    if config.async_http_client is not None:
-        return config.async_http_client  # type: ignore[no-any-return]
+async def _close_at_shutdown(entry: _LoopClients) -> AsyncGenerator[None, None]:
+    # An async generator that never finishes is closed by the loop's
+    # shutdown_asyncgens() (asyncio.run calls it), inside the loop: the one
+    # moment llmkit can still await its clients' aclose().
+    import asyncio
+
+    try:
+        yield
+    finally:
+        _async_clients.pop(asyncio.get_running_loop(), None)
+        for client in entry.clients.values():
+            await client.aclose()
+        entry.clients.clear()
+
+
+async def _async_client(config: Config) -> httpx.AsyncClient:
+    injected = config.async_http_client
+    if injected is not None:
+        if not isinstance(injected, httpx.AsyncClient):
+            raise InvalidRequestError(
+                f"async_http_client must be an httpx.AsyncClient, not {type(injected).__name__}"
+            )
+        return injected
+    if config.http_client is not None:
+        # Falling back to the pooled client would send a test's request to the network.
+        raise InvalidRequestError(
+            "http_client= is used by sync calls only; pass async_http_client="
+            "httpx.AsyncClient(...) for async calls"
+        )
     # asyncio costs 25-30 ms to import; sync-only programs never pay it.
     import asyncio
 
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise InvalidRequestError(
+            "llmkit's pooled async clients need asyncio; under another event loop "
+            "(trio) pass async_http_client=httpx.AsyncClient(...)"
+        ) from None
+    entry = _async_clients.get(loop)
+    if entry is None:
+        for old in [old for old in _async_clients if old.is_closed()]:
+            # A loop closed without shutdown_asyncgens(): drop its clients.
+            _async_clients.pop(old, None)
+        entry = _async_clients[loop] = _LoopClients()
+        entry.closer = _close_at_shutdown(entry)
+        await entry.closer.__anext__()
     key = _timeouts(config)
-    per_loop = _async_clients.get(loop)
-    if per_loop is None:
-        per_loop = _async_clients.setdefault(loop, {})
-    client = per_loop.get(key)
+    client = entry.clients.get(key)
     if client is None:
-        client = httpx.AsyncClient(timeout=_httpx_timeout(*key), verify=_ssl(), limits=_LIMITS)
-        per_loop[key] = client
+        client = httpx.AsyncClient(
+            timeout=_httpx_timeout(*key), verify=_ssl(), limits=_ASYNC_LIMITS
+        )
+        entry.clients[key] = client
     return client
 
 
 def close_clients() -> None:
-    """Close llmkit's pooled sync clients (async ones close with their loop)."""
+    """Close llmkit's pooled sync clients.
+
+    Async clients close when their event loop shuts down (``asyncio.run``
+    does that); this runs at interpreter exit too.
+    """
     with _lock:
         clients = list(_sync_clients.values())
         _sync_clients.clear()
@@ -125,6 +220,15 @@ def close_clients() -> None:
 atexit.register(close_clients)
 
 
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        return None
+    # "nan" and "inf" parse as floats but are no wait at all.
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
 def parse_retry_after(headers: Any) -> float | None:
     """Return the wait in seconds asked for by ``retry-after-ms`` or ``Retry-After``.
 
@@ -132,17 +236,15 @@ def parse_retry_after(headers: Any) -> float | None:
     """
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(value, 0.001)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -150,20 +252,34 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-class _Retry:
-    """Counts attempts and computes the wait before the next one."""
+def _past_deadline() -> TimeoutError:
+    return TimeoutError("the call's deadline passed; raise deadline= or drop it", retryable=False)
 
-    __slots__ = ("deadline", "left", "tries")
+
+class _Retry:
+    """Counts attempts, computes the wait before the next one, keeps the deadline."""
+
+    __slots__ = ("deadline", "explicit", "left", "tries")
 
     def __init__(self, config: Config) -> None:
         self.left = config.retries if config.retries is not None else DEFAULT_RETRIES
         self.tries = 0
         self.deadline = time.monotonic() + config.deadline if config.deadline is not None else None
+        # An injected client has its own timeouts; the user's config must still win.
+        injected = config.http_client is not None or config.async_http_client is not None
+        user_set = config.timeout is not None or config.connect_timeout is not None
+        self.explicit = injected and user_set
 
-    def timeout(self, config: Config) -> httpx.Timeout | None:
-        """Per-request timeout: the client's, shrunk to what the deadline leaves."""
+    def timeout(self, config: Config) -> Any:
+        """Per-request timeout: the client's, or the user's, shrunk to what the deadline leaves.
+
+        Raises:
+            TimeoutError: the deadline has passed.
+        """
         if self.deadline is None:
-            return None
+            if self.explicit:
+                return _httpx_timeout(*_timeouts(config))
+            return httpx.USE_CLIENT_DEFAULT
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _past_deadline()
@@ -188,33 +304,49 @@ class _Retry:
         return wait
 
 
-def _past_deadline() -> TimeoutError:
-    return TimeoutError("the call's deadline passed; raise deadline= or drop it", retryable=False)
+def _host(url: str) -> str:
+    # Only the host goes into messages: a URL may carry a key in its query.
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1] or "the provider"
 
 
-def _translate(exc: httpx.HTTPError, call: HttpCall) -> LLMError:
-    host = httpx.URL(call.url).host
+# Client-side protocol errors may quote a header value (the API key among them).
+_LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+
+
+def _translate(exc: Exception, call: HttpCall) -> LLMError:
+    host = _host(call.url)
     if isinstance(exc, httpx.TimeoutException):
-        kind = type(exc).__name__
         return TimeoutError(
-            f"{kind} talking to {host}; raise timeout= (read) or connect_timeout=, or retry later"
+            f"{type(exc).__name__} talking to {host}; raise timeout= (read) or "
+            "connect_timeout=, or retry later"
         )
-    if isinstance(exc, httpx.TransportError):
-        return APIConnectionError(
-            f"could not reach {host} ({type(exc).__name__}: {exc}); check api_base and the network"
+    if isinstance(exc, (*_LOCAL_ERRORS, httpx.InvalidURL, UnicodeError)):
+        return InvalidRequestError(
+            f"could not send the request to {host} ({type(exc).__name__}); check that "
+            "api_base starts with http:// or https:// and that the API key and headers "
+            "hold no line breaks or non-ASCII characters",
+            retryable=False,
         )
-    return APIConnectionError(f"HTTP failure talking to {host}: {type(exc).__name__}: {exc}")
+    return APIConnectionError(
+        f"could not reach {host} ({type(exc).__name__}: {exc}); check api_base and the network"
+    )
+
+
+def _cause(exc: Exception) -> Exception | None:
+    return None if isinstance(exc, (*_LOCAL_ERRORS, httpx.InvalidURL, UnicodeError)) else exc
 
 
 def _interrupted(exc: httpx.HTTPError, call: HttpCall) -> LLMError:
+    host = _host(call.url)
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(
-            f"stream from {httpx.URL(call.url).host} went idle past the read timeout; "
+            f"stream from {host} went idle past the read timeout; "
             "raise timeout= if the model thinks for long",
             retryable=False,
         )
     return StreamInterruptedError(
-        f"stream from {httpx.URL(call.url).host} broke off ({type(exc).__name__}: {exc}); "
+        f"stream from {host} broke off ({type(exc).__name__}: {exc}); "
         "the answer is incomplete, retry the call"
     )
 
@@ -222,12 +354,19 @@ def _interrupted(exc: httpx.HTTPError, call: HttpCall) -> LLMError:
 class ByteStream:
     """The open body of a streamed response; iterate for raw bytes, then close."""
 
-    __slots__ = ("_call", "_deadline", "_response", "headers", "status")
+    __slots__ = ("_call", "_context", "_deadline", "_response", "headers", "status")
 
-    def __init__(self, response: httpx.Response, call: HttpCall, deadline: float | None) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        call: HttpCall,
+        deadline: float | None,
+        context: CallContext,
+    ) -> None:
         self._response = response
         self._call = call
         self._deadline = deadline
+        self._context = context
         self.status = response.status_code
         self.headers = response.headers
 
@@ -237,9 +376,9 @@ class ByteStream:
             for data in self._response.iter_bytes():
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
-                    raise _past_deadline()
+                    raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            raise _interrupted(exc, self._call) from exc
+            raise self._context.annotate(_interrupted(exc, self._call), self.headers) from exc
 
     def close(self) -> None:
         """Abort the response and return its connection to the pool (or drop it)."""
@@ -249,12 +388,19 @@ class ByteStream:
 class AsyncByteStream:
     """The async twin of :class:`ByteStream`."""
 
-    __slots__ = ("_call", "_deadline", "_response", "headers", "status")
+    __slots__ = ("_call", "_context", "_deadline", "_response", "headers", "status")
 
-    def __init__(self, response: httpx.Response, call: HttpCall, deadline: float | None) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        call: HttpCall,
+        deadline: float | None,
+        context: CallContext,
+    ) -> None:
         self._response = response
         self._call = call
         self._deadline = deadline
+        self._context = context
         self.status = response.status_code
         self.headers = response.headers
 
@@ -264,104 +410,140 @@ class AsyncByteStream:
             async for data in self._response.aiter_bytes():
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
-                    raise _past_deadline()
+                    raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            raise _interrupted(exc, self._call) from exc
+            raise self._context.annotate(_interrupted(exc, self._call), self.headers) from exc
 
     async def aclose(self) -> None:
         """Abort the response."""
         await self._response.aclose()
 
 
-def send(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:
+def _read_before(response: httpx.Response, deadline: float, context: CallContext) -> bytes:
+    # With a deadline the body is read piece by piece, so a server that
+    # trickles bytes cannot hold the call past it.
+    parts = []
+    try:
+        for part in response.iter_bytes():
+            parts.append(part)
+            if time.monotonic() > deadline:
+                raise context.annotate(_past_deadline(), response.headers)
+    finally:
+        response.close()
+    return b"".join(parts)
+
+
+async def _aread_before(response: httpx.Response, deadline: float, context: CallContext) -> bytes:
+    parts = []
+    try:
+        async for part in response.aiter_bytes():
+            parts.append(part)
+            if time.monotonic() > deadline:
+                raise context.annotate(_past_deadline(), response.headers)
+    finally:
+        await response.aclose()
+    return b"".join(parts)
+
+
+def send(call: HttpCall, config: Config, context: CallContext) -> Any:
     """Send ``call``, retrying retryable failures; return the response or an open stream.
 
     Returns an :class:`HttpResponse` for a plain call and a :class:`ByteStream`
     when ``call.stream`` is set (retries apply until the status line arrives).
 
     Raises:
-        LLMError: the provider's error (built by ``on_error``) or a transport
+        LLMError: the provider's error (built by ``context``) or a transport
             failure, once retries are spent or when it is not retryable.
     """
     client = _sync_client(config)
     retry = _Retry(config)
+    deadline = retry.deadline
     while True:
-        timeout = retry.timeout(config)
+        try:
+            timeout = retry.timeout(config)
+        except LLMError as passed:
+            raise context.annotate(passed) from None
         try:
             request = client.build_request(
-                call.method,
-                call.url,
-                headers=call.headers,
-                content=call.body,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
             )
-            response = client.send(request, stream=call.stream)
-        except httpx.HTTPError as exc:
-            error = _translate(exc, call)
+            response = client.send(request, stream=call.stream or deadline is not None)
+            status = response.status_code
+            if status < 400:
+                if call.stream:
+                    return ByteStream(response, call, deadline, context)
+                if deadline is None:
+                    return HttpResponse(
+                        status=status, headers=response.headers, body=response.content
+                    )
+                body = _read_before(response, deadline, context)
+                return HttpResponse(status=status, headers=response.headers, body=body)
+            try:
+                body = response.read()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                response.close()
+            error = context.from_response(
+                HttpResponse(status=status, headers=response.headers, body=body)
+            )
             wait = retry.delay(error)
             if wait is None:
-                raise error from exc
-            _sleep(wait)
-            continue
-        status = response.status_code
-        if status < 400:
-            if call.stream:
-                return ByteStream(response, call, retry.deadline)
-            return HttpResponse(status=status, headers=response.headers, body=response.content)
-        try:
-            body = response.read()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            response.close()
-        error = on_error(HttpResponse(status=status, headers=response.headers, body=body))
-        wait = retry.delay(error)
-        if wait is None:
-            raise error
+                raise error
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+            error = context.annotate(_translate(exc, call))
+            wait = retry.delay(error)
+            if wait is None:
+                raise error from _cause(exc)
         _sleep(wait)
 
 
-async def asend(call: HttpCall, config: Config, on_error: ErrorFactory) -> Any:
+async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
     """The async twin of :func:`send`; returns an :class:`AsyncByteStream` for streams.
 
     Raises:
         LLMError: as :func:`send` does.
     """
-    import asyncio
+    import anyio
 
-    client = _async_client(config)
+    client = await _async_client(config)
     retry = _Retry(config)
+    deadline = retry.deadline
     while True:
-        timeout = retry.timeout(config)
+        try:
+            timeout = retry.timeout(config)
+        except LLMError as passed:
+            raise context.annotate(passed) from None
         try:
             request = client.build_request(
-                call.method,
-                call.url,
-                headers=call.headers,
-                content=call.body,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
             )
-            response = await client.send(request, stream=call.stream)
-        except httpx.HTTPError as exc:
-            error = _translate(exc, call)
+            response = await client.send(request, stream=call.stream or deadline is not None)
+            status = response.status_code
+            if status < 400:
+                if call.stream:
+                    return AsyncByteStream(response, call, deadline, context)
+                if deadline is None:
+                    return HttpResponse(
+                        status=status, headers=response.headers, body=response.content
+                    )
+                body = await _aread_before(response, deadline, context)
+                return HttpResponse(status=status, headers=response.headers, body=body)
+            try:
+                body = await response.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await response.aclose()
+            error = context.from_response(
+                HttpResponse(status=status, headers=response.headers, body=body)
+            )
             wait = retry.delay(error)
             if wait is None:
-                raise error from exc
-            await asyncio.sleep(wait)
-            continue
-        status = response.status_code
-        if status < 400:
-            if call.stream:
-                return AsyncByteStream(response, call, retry.deadline)
-            return HttpResponse(status=status, headers=response.headers, body=response.content)
-        try:
-            body = await response.aread()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            await response.aclose()
-        error = on_error(HttpResponse(status=status, headers=response.headers, body=body))
-        wait = retry.delay(error)
-        if wait is None:
-            raise error
-        await asyncio.sleep(wait)
+                raise error
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+            error = context.annotate(_translate(exc, call))
+            wait = retry.delay(error)
+            if wait is None:
+                raise error from _cause(exc)
+        await anyio.sleep(wait)

@@ -55,19 +55,33 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     http_client: Any = None
     async_http_client: Any = None
 
+    def _shown(self) -> list[tuple[str, Any]]:
+        # The key must never reach a log line: repr shows only that it is set,
+        # and headers that carry credentials show their names only.
+        shown: list[tuple[str, Any]] = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "api_key":
+                value = "***"
+            elif name == "headers":
+                value = {k: "***" if k.lower() in _SECRET_HEADERS else v for k, v in value.items()}
+            shown.append((name, value))
+        return shown
+
     def __repr__(self) -> str:
-        # The key must never reach a log line, so repr shows only whether it is set.
-        fields = [
-            f"{name}={getattr(self, name)!r}"
-            for name in self.__struct_fields__
-            if name != "api_key" and getattr(self, name) is not None
-        ]
-        if self.api_key is not None:
-            fields.insert(0, "api_key='***'")
-        return f"Config({', '.join(fields)})"
+        return "Config(" + ", ".join(f"{name}={value!r}" for name, value in self._shown()) + ")"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's own rich repr would print the key; rich tracebacks call this.
+        return self._shown()
 
 
 _EMPTY = Config()
+_SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization"}
+)
 
 
 def to_config(config: Config | Mapping[str, Any] | None) -> Config:
@@ -89,12 +103,28 @@ def to_config(config: Config | Mapping[str, Any] | None) -> Config:
         raise InvalidRequestError(f"config must be a dict or a Config: {exc}") from exc
 
 
+def _clean_key(key: ProviderKey, api_key: str) -> str:
+    # A key read from a file often ends in a newline; anything else odd is refused
+    # here, before it can reach an HTTP header (and the header's error message).
+    stripped = api_key.strip()
+    if not stripped.isascii() or any(c.isspace() or not c.isprintable() for c in stripped):
+        where = key.api_key_env or "api_key="
+        raise AuthenticationError(
+            f"the API key for {key.name} holds spaces, line breaks or non-ASCII "
+            f"characters; check {where}",
+            provider=key.name,
+        )
+    return stripped
+
+
 def resolve_config(key: ProviderKey, config: Config) -> Config:
     """Fill the API key and base URL that ``config`` leaves out.
 
     Raises:
         AuthenticationError: the provider needs a key and none was given or
-            found in its environment variable; the message names the variable.
+            found in its environment variable (the message names the variable),
+            or the key holds characters no HTTP header can carry.
+        InvalidRequestError: ``api_base`` is not an http(s) URL.
     """
     api_key = config.api_key
     api_base = config.api_base
@@ -105,10 +135,17 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
                 f"No API key for {key.name}: set {key.api_key_env} or pass api_key=",
                 provider=key.name,
             )
+    if api_key is not None:
+        api_key = _clean_key(key, api_key)
     if api_base is None:
         api_base = key.default_base_url
     if api_base.endswith("/"):
         api_base = api_base.rstrip("/")
+    if api_base and not api_base.startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            f"api_base {api_base!r} for {key.name} must start with http:// or https://",
+            provider=key.name,
+        )
     if api_key is config.api_key and api_base is config.api_base:
         return config
     return msgspec.structs.replace(config, api_key=api_key, api_base=api_base)

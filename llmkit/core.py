@@ -58,7 +58,9 @@ def _prepare(
     try:
         req = to_request(request, model=model)
         if req.stream is not streaming:
-            req = msgspec.structs.replace(req, stream=streaming)
+            # stream_options is refused by providers on a call that does not stream.
+            options = req.stream_options if streaming else None
+            req = msgspec.structs.replace(req, stream=streaming, stream_options=options)
         check_request(req)
     except LLMError as exc:
         exc.provider = key.name

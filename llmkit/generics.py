@@ -108,30 +108,43 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
     """
 
 
-def _on_error(key: ProviderKey, request: ChatRequest, config: Config) -> _http.ErrorFactory:
-    def build(response: HttpResponse) -> LLMError:
-        error = cast(LLMError, decode_error(key, response, request))
-        if error.provider is None:
-            error.provider = key.name
-        if error.model is None:
-            error.model = request.model
+class _Context:
+    """Completes the errors of one call: provider, model, request id, no API key."""
+
+    __slots__ = ("api_key", "key", "request")
+
+    def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
+        self.key = key
+        self.request = request
+        self.api_key = config.api_key
+
+    def from_response(self, response: HttpResponse) -> LLMError:
+        error = cast(LLMError, decode_error(self.key, response, self.request))
         if error.status is None:
             error.status = response.status
-        if error.request_id is None:
-            error.request_id = response.headers.get("x-request-id") or response.headers.get(
-                "request-id"
-            )
-        if error.retry_after is None:
-            error.retry_after = _http.parse_retry_after(response.headers)
+        return self.annotate(error, response.headers)
+
+    def annotate(self, error: LLMError, headers: Any = None) -> LLMError:
+        if error.provider is None:
+            error.provider = self.key.name
+        if error.model is None:
+            error.model = self.request.model
+        if headers is not None:
+            if error.request_id is None:
+                error.request_id = headers.get("x-request-id") or headers.get("request-id")
+            if error.retry_after is None and error.retryable:
+                error.retry_after = _http.parse_retry_after(headers)
         # Providers sometimes echo the key back ("Incorrect API key provided: sk-...").
-        error.message = scrub(error.message, config.api_key)
-        error.args = (error.message,)
+        message = scrub(error.message, self.api_key)
+        if message is not error.message:
+            error.message = message
+            error.args = (message,)
         return error
 
-    return build
 
-
-def _pipeline(key: ProviderKey, request: ChatRequest, framing: str) -> EventPipeline:
+def _pipeline(
+    key: ProviderKey, request: ChatRequest, framing: str, context: _Context, headers: Any
+) -> EventPipeline:
     state = StreamState(provider=key.name, model=request.model)
     # Resolve the method once per stream rather than dispatching on every event.
     event_type = bytes if framing == "ndjson" else SSEEvent
@@ -140,27 +153,32 @@ def _pipeline(key: ProviderKey, request: ChatRequest, framing: str) -> EventPipe
     def step(event: Any, state: StreamState) -> Any:
         return method(key, event, state)
 
-    return EventPipeline(framing, step, state)
+    def annotate(error: LLMError) -> LLMError:
+        return context.annotate(error, headers)
+
+    return EventPipeline(framing, step, state, annotate)
 
 
 @completion.dispatch
 def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = cast(HttpCall, encode_request(key, request, config))
-    on_error = _on_error(key, request, config)
+    context = _Context(key, request, config)
     if call.stream:
-        body = _http.send(call, config, on_error)
-        return Stream(body, _pipeline(key, request, call.framing), body.close)
-    response = _http.send(call, config, on_error)
+        body = _http.send(call, config, context)
+        pipeline = _pipeline(key, request, call.framing, context, body.headers)
+        return Stream(body, pipeline, body.close)
+    response = _http.send(call, config, context)
     return decode_response(key, response, request)
 
 
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = cast(HttpCall, encode_request(key, request, config))
-    on_error = _on_error(key, request, config)
+    context = _Context(key, request, config)
     if call.stream:
-        body = await _http.asend(call, config, on_error)
-        return AsyncStream(body, _pipeline(key, request, call.framing), body.aclose)
-    response = await _http.asend(call, config, on_error)
+        body = await _http.asend(call, config, context)
+        pipeline = _pipeline(key, request, call.framing, context, body.headers)
+        return AsyncStream(body, pipeline, body.aclose)
+    response = await _http.asend(call, config, context)
     return decode_response(key, response, request)
 
 

@@ -24,7 +24,9 @@ ENTRY_POINT_GROUP = "llmkit.providers"
 _table: dict[str, ProviderKey] = {}
 _load_errors: dict[str, str] = {}
 _loaded = False
-_lock = threading.Lock()
+_loading = False
+# Re-entrant: a plug-in may look providers up while it is being imported.
+_lock = threading.RLock()
 
 
 class ProviderKey:
@@ -67,25 +69,33 @@ def load_entry_points() -> None:
     Runs once per process; later calls return at once. A provider that fails
     to import is remembered and named when its name is asked for.
     """
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return
     with _lock:
-        if _loaded:
+        if _loaded or _loading:
             return
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in _table:
-                continue
-            try:
-                key_type = ep.load()
-            except Exception as exc:  # a broken plug-in must not break the others
-                _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                continue
-            if isinstance(key_type, type) and issubclass(key_type, ProviderKey):
-                _table.setdefault(ep.name, key_type())
-            else:
-                _load_errors[ep.name] = f"entry point {ep.value!r} is not a ProviderKey subclass"
+        _loading = True
+        try:
+            _load_all()
+        finally:
+            _loading = False
         _loaded = True
+
+
+def _load_all() -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _table:
+            continue
+        try:
+            key_type = ep.load()
+        except Exception as exc:  # a broken plug-in must not break the others
+            _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if isinstance(key_type, type) and issubclass(key_type, ProviderKey):
+            _table.setdefault(ep.name, key_type())
+        else:
+            _load_errors[ep.name] = f"entry point {ep.value!r} is not a ProviderKey subclass"
 
 
 def resolve(provider: str | ProviderKey) -> ProviderKey:

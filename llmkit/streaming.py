@@ -41,18 +41,30 @@ from llmkit.types import (
 __all__ = ["AsyncStream", "EventPipeline", "Stream", "accumulate"]
 
 EventDecoder = Callable[[Any, StreamState], "StreamChunk | LLMError | None"]
+Annotate = Callable[[LLMError], LLMError]
+
+
+def _same(error: LLMError) -> LLMError:
+    return error
 
 
 class EventPipeline:
     """Bytes in, chunks out: framing plus the provider's event decoder."""
 
-    __slots__ = ("_decode", "_framer", "state")
+    __slots__ = ("_annotate", "_decode", "_framer", "state")
 
-    def __init__(self, framing: str, decode: EventDecoder, state: StreamState) -> None:
+    def __init__(
+        self,
+        framing: str,
+        decode: EventDecoder,
+        state: StreamState,
+        annotate: Annotate = _same,
+    ) -> None:
         self._framer: SSEDecoder | NDJSONDecoder = (
             NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
         )
         self._decode = decode
+        self._annotate = annotate
         self.state = state
 
     def _run(self, events: Iterable[Any]) -> list[StreamChunk]:
@@ -64,7 +76,7 @@ class EventPipeline:
             if item is None:
                 continue
             if isinstance(item, LLMError):
-                raise item
+                raise self._annotate(item)
             out.append(item)
         return out
 
@@ -93,12 +105,14 @@ class EventPipeline:
             raise self._interrupted()
         return out
 
-    def _interrupted(self) -> StreamInterruptedError:
-        return StreamInterruptedError(
-            "stream ended before the provider's end marker; the answer is incomplete, "
-            "retry the call",
-            provider=self.state.provider or None,
-            model=self.state.model or None,
+    def _interrupted(self) -> LLMError:
+        return self._annotate(
+            StreamInterruptedError(
+                "stream ended before the provider's end marker; the answer is incomplete, "
+                "retry the call",
+                provider=self.state.provider or None,
+                model=self.state.model or None,
+            )
         )
 
 
@@ -111,7 +125,7 @@ class Stream:
     :class:`llmkit.StreamInterruptedError` rather than ending quietly.
     """
 
-    __slots__ = ("_chunks", "_close", "_gen", "provider")
+    __slots__ = ("_chunks", "_close", "_end", "_gen", "provider")
 
     def __init__(
         self,
@@ -121,6 +135,8 @@ class Stream:
     ) -> None:
         self._chunks: list[StreamChunk] = []
         self._close = close
+        # None while reading; then True (complete) or the error that ended it.
+        self._end: bool | LLMError | None = None
         self.provider = pipeline.state.provider
         self._gen = self._run(body, pipeline)
 
@@ -136,6 +152,10 @@ class Stream:
             for chunk in pipeline.finish():
                 seen(chunk)
                 yield chunk
+            self._end = True
+        except LLMError as error:
+            self._end = error
+            raise
         finally:
             self._close()
 
@@ -153,7 +173,7 @@ class Stream:
         """
         for _ in self._gen:
             pass
-        return accumulate(self._chunks)
+        return _collected(self._end, self._chunks)
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -175,7 +195,7 @@ class Stream:
 class AsyncStream:
     """The async twin of :class:`Stream`: ``async for``, ``acollect``, ``aclose``."""
 
-    __slots__ = ("_aclose", "_chunks", "_gen", "provider")
+    __slots__ = ("_aclose", "_chunks", "_end", "_gen", "provider")
 
     def __init__(
         self,
@@ -185,6 +205,7 @@ class AsyncStream:
     ) -> None:
         self._chunks: list[StreamChunk] = []
         self._aclose = aclose
+        self._end: bool | LLMError | None = None
         self.provider = pipeline.state.provider
         self._gen = self._run(body, pipeline)
 
@@ -200,6 +221,10 @@ class AsyncStream:
             for chunk in pipeline.finish():
                 seen(chunk)
                 yield chunk
+            self._end = True
+        except LLMError as error:
+            self._end = error
+            raise
         finally:
             await self._aclose()
 
@@ -217,7 +242,7 @@ class AsyncStream:
         """
         async for _ in self._gen:
             pass
-        return accumulate(self._chunks)
+        return _collected(self._end, self._chunks)
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
@@ -234,6 +259,18 @@ class AsyncStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _collected(end: bool | LLMError | None, chunks: list[StreamChunk]) -> ChatResponse:
+    if end is True:
+        return accumulate(chunks)
+    if isinstance(end, LLMError):
+        # The stream already failed; a half answer must not pass for a whole one.
+        raise end
+    raise StreamInterruptedError(
+        "the stream was closed before its end, so there is no complete response to "
+        "collect; call collect() instead of close(), or keep the chunks you read"
+    )
 
 
 class _CallParts:

@@ -122,11 +122,15 @@ ContentPart = TextPart | ImagePart | AudioPart | FilePart
 # --- tools ---------------------------------------------------------------------
 
 
-class FunctionCall(_Base, frozen=True, kw_only=True):
-    """The function a model asked to call; ``arguments`` is a JSON string."""
+class FunctionCall(_Base, frozen=True, kw_only=True, omit_defaults=False):
+    """The function a model asked to call; ``arguments`` is a JSON string.
+
+    Some compatible providers leave ``arguments`` out of a call that takes
+    none; it decodes as ``""`` and is always sent.
+    """
 
     name: str
-    arguments: str
+    arguments: str = ""
 
 
 class ToolCall(_Base, frozen=True, kw_only=True, omit_defaults=False):
@@ -449,6 +453,12 @@ def check_request(request: ChatRequest) -> ChatRequest:
                 "of the tool call it answers",
                 model,
             )
+        if message.content is None and not (message.role == "assistant" and message.tool_calls):
+            raise _bad(
+                f"messages[{i}] ({message.role}) has no content; only an assistant "
+                "message that makes tool_calls may leave it out",
+                model,
+            )
     if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
         raise _bad(f"temperature must be between 0 and 2, not {request.temperature}", model)
     if request.top_p is not None and not 0.0 <= request.top_p <= 1.0:
@@ -498,6 +508,26 @@ def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = No
     if model is not None:
         data["model"] = model
     try:
-        return msgspec.convert(data, ChatRequest)
+        request = msgspec.convert(data, ChatRequest)
     except msgspec.ValidationError as exc:
         raise InvalidRequestError(f"invalid request: {exc}", model=model) from exc
+    _check_message_fields(data.get("messages"), model)
+    return request
+
+
+_MESSAGE_FIELDS = frozenset(Message.__struct_fields__)
+
+
+def _check_message_fields(messages: Any, model: str | None) -> None:
+    # Message tolerates unknown fields (responses carry many), so a typo in a
+    # request dict ("contnet") would silently drop the content: catch it here.
+    for i, message in enumerate(messages or ()):
+        if isinstance(message, Mapping):
+            unknown = message.keys() - _MESSAGE_FIELDS
+            if unknown:
+                raise InvalidRequestError(
+                    f"invalid request: messages[{i}] has unknown field "
+                    f"{sorted(unknown)[0]!r}; message fields are "
+                    + ", ".join(Message.__struct_fields__),
+                    model=model,
+                )

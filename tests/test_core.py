@@ -314,3 +314,36 @@ async def test_core_async_errors_and_disconnect(
     with pytest.raises(llmkit.StreamInterruptedError):
         async for _ in stream:
             pass
+
+
+def test_core_collect_after_failure_or_close_raises(
+    emulator: OpenAIEmulator, config: dict[str, Any]
+) -> None:
+    emulator.enqueue(Reply.text("x" * 200, chunk_size=2, disconnect_after=5))
+    stream = core.stream("openai", MODEL, HI, config)
+    with pytest.raises(llmkit.StreamInterruptedError) as info:
+        for _ in stream:
+            pass
+    assert info.value.provider == "openai"
+    assert info.value.model == MODEL
+    assert info.value.request_id is not None
+    with pytest.raises(llmkit.StreamInterruptedError):
+        stream.collect()
+    emulator.enqueue(Reply.text("a long answer " * 20, chunk_size=2))
+    with core.stream("openai", MODEL, HI, config) as early:
+        next(iter(early))
+    with pytest.raises(llmkit.StreamInterruptedError, match="closed before its end"):
+        early.collect()
+
+
+def test_core_completion_drops_stream_options(
+    emulator: OpenAIEmulator, config: dict[str, Any]
+) -> None:
+    emulator.enqueue(Reply.text("ok"))
+    core.completion(
+        "openai", MODEL, {**HI, "stream": True, "stream_options": {"include_usage": True}}, config
+    )
+    sent = emulator.requests[-1].json
+    assert sent is not None
+    assert "stream_options" not in sent
+    assert sent.get("stream", False) is False

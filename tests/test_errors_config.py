@@ -86,3 +86,12 @@ def test_config_resolve_strips_slash_and_keeps_given() -> None:
 def test_config_missing_key_names_variable() -> None:
     with pytest.raises(llmkit.AuthenticationError, match="OPENAI_API_KEY"):
         resolve_config(OpenAI(), Config())
+
+
+def test_config_rich_repr_and_secret_headers_are_masked() -> None:
+    from rich.pretty import pretty_repr
+
+    config = Config(api_key=SECRET, headers={"Authorization": f"Bearer {SECRET}", "x-trace": "t"})
+    for text in (repr(config), pretty_repr(config)):
+        assert SECRET not in text
+        assert "'x-trace': 't'" in text

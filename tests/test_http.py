@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -217,3 +217,122 @@ def test_http_pooled_client_is_reused() -> None:
     first: Callable[..., object] = _http._sync_client
     assert first(config) is first(config)
     assert first(llmkit.Config(timeout=13.0)) is not first(config)
+
+
+def test_http_retry_after_not_finite_is_ignored() -> None:
+    assert parse_retry_after(httpx.Headers({"retry-after": "nan"})) is None
+    assert parse_retry_after(httpx.Headers({"retry-after-ms": "inf", "retry-after": "3"})) == 3.0
+
+
+def test_http_key_with_line_break_fails_before_network() -> None:
+    seen: list[httpx.Request] = []
+    with _client([], seen) as client, pytest.raises(llmkit.AuthenticationError) as info:
+        _call(client, api_key="sk-abc\ndef-123456789")
+    assert "sk-abc" not in str(info.value)
+    assert "line breaks" in str(info.value)
+    assert seen == []
+
+
+def test_http_key_with_trailing_newline_is_stripped() -> None:
+    seen: list[httpx.Request] = []
+    with _client([httpx.Response(200, json=OK)], seen) as client:
+        _call(client, api_key=SECRET + "\n")
+    assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_http_api_base_without_scheme_is_refused() -> None:
+    with pytest.raises(llmkit.InvalidRequestError, match="http:// or https://"):
+        core.completion("openai", "m", HI, {"api_key": SECRET, "api_base": "localhost:8000/v1"})
+
+
+def test_http_local_protocol_error_is_not_retried_and_hides_cause(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    leak = httpx.LocalProtocolError(f"Illegal header value b'Bearer {SECRET}'")
+    with _client([leak, leak], seen) as client, pytest.raises(llmkit.InvalidRequestError) as info:
+        _call(client)
+    assert len(seen) == 1
+    assert info.value.__cause__ is None
+    assert SECRET not in str(info.value)
+    assert no_sleep == []
+
+
+def test_http_transport_errors_carry_provider_and_model(no_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    with (
+        _client([httpx.ConnectError("refused")], seen) as client,
+        pytest.raises(llmkit.APIConnectionError) as info,
+    ):
+        _call(client, retries=0)
+    assert info.value.provider == "openai"
+    assert info.value.model == "gpt-4o-mini"
+    assert info.value.retryable is True
+
+
+def test_http_wrong_client_types_are_refused() -> None:
+    with pytest.raises(llmkit.InvalidRequestError, match=r"must be an httpx\.Client"):
+        core.completion("openai", "m", HI, {"api_key": SECRET, "http_client": object()})
+
+
+@pytest.mark.anyio
+async def test_http_async_call_refuses_sync_only_client() -> None:
+    seen: list[httpx.Request] = []
+    with (
+        _client([httpx.Response(200, json=OK)], seen) as client,
+        pytest.raises(llmkit.InvalidRequestError, match="async_http_client"),
+    ):
+        await core.acompletion("openai", "m", HI, {"api_key": SECRET, "http_client": client})
+    assert seen == []
+
+
+def test_http_injected_client_honours_config_timeout() -> None:
+    timeouts: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(200, json=OK)
+
+    with httpx.Client(transport=httpx.MockTransport(handler), timeout=99.0) as client:
+        _call(client, timeout=7.0, connect_timeout=2.0)
+        _call(client)
+    assert timeouts[0] == {"connect": 2.0, "read": 7.0, "write": 7.0, "pool": 7.0}
+    assert timeouts[1]["read"] == 99.0
+
+
+def test_http_deadline_bounds_a_trickling_body() -> None:
+    def trickle() -> Iterator[bytes]:
+        for _ in range(20):
+            time.sleep(0.1)
+            yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=trickle())
+
+    start = time.monotonic()
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(llmkit.TimeoutError, match="deadline") as info,
+    ):
+        _call(client, deadline=0.35)
+    assert time.monotonic() - start < 1.5
+    assert info.value.provider == "openai"
+
+
+def test_http_async_clients_close_with_their_loop() -> None:
+    import asyncio
+
+    from llmkit_contracts.emulator import OpenAIEmulator, Reply
+
+    with OpenAIEmulator(default=Reply.text("hi")) as emulator:
+        config = {"api_key": SECRET, "api_base": emulator.base_url}
+        clients: list[httpx.AsyncClient] = []
+        for _ in range(3):
+
+            async def one() -> None:
+                await core.acompletion("openai", "m", HI, config)
+                loop = asyncio.get_running_loop()
+                clients.extend(_http._async_clients[loop].clients.values())
+
+            asyncio.run(one())
+    assert len(_http._async_clients) == 0
+    assert len(clients) == 3
+    assert all(client.is_closed for client in clients)

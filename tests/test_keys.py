@@ -137,3 +137,20 @@ def test_generics_dispatch_stays_cached_after_all_entry_points_load() -> None:
         generics.encode_request(OpenAI(), request, Config(api_key="k" * 10, api_base="http://h"))
     cache = functions["encode_request"]._cache
     assert (OpenAI, ChatRequest, Config) in cache
+
+
+def test_keys_plugin_may_resolve_while_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Reentrant:
+        name = "reentrant"
+        value = "x:y"
+
+        def load(self) -> type[ProviderKey]:
+            # A plug-in that looks providers up at import must not deadlock.
+            assert "openai" in core.list_providers()
+            return OpenAI
+
+    monkeypatch.setattr(keys, "_loaded", False)
+    monkeypatch.setattr(keys, "entry_points", lambda group: [Reentrant()])
+    keys.load_entry_points()
+    assert isinstance(resolve("reentrant"), OpenAI)
+    monkeypatch.delitem(keys._table, "reentrant")

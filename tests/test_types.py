@@ -137,3 +137,48 @@ def test_types_are_frozen() -> None:
     message = Message(role="user", content="x")
     with pytest.raises(AttributeError):
         message.content = "y"  # type: ignore[misc]
+
+
+def test_to_request_rejects_unknown_message_field() -> None:
+    with pytest.raises(
+        llmkit.InvalidRequestError, match="messages\\[0\\] has unknown field 'contnet'"
+    ):
+        to_request({"messages": [{"role": "user", "contnet": "hi"}]}, model="m")
+
+
+@pytest.mark.parametrize(
+    ("message", "ok"),
+    [
+        ({"role": "user"}, False),
+        ({"role": "system"}, False),
+        ({"role": "assistant"}, False),
+        (
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            True,
+        ),
+    ],
+    ids=["user", "system", "assistant-empty", "assistant-tool-calls"],
+)
+def test_check_request_requires_content(message: dict[str, object], ok: bool) -> None:
+    request = to_request({"messages": [message]}, model="m")
+    if ok:
+        assert check_request(request) is request
+    else:
+        with pytest.raises(llmkit.InvalidRequestError, match="has no content"):
+            check_request(request)
+
+
+def test_tool_call_always_sends_type_and_arguments() -> None:
+    from llmkit.types import Function, FunctionCall, Tool, ToolCall
+
+    call = msgspec.json.decode(
+        msgspec.json.encode(ToolCall(id="c", function=FunctionCall(name="f")))
+    )
+    assert call == {"id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+    tool = msgspec.json.decode(msgspec.json.encode(Tool(function=Function(name="f"))))
+    assert tool == {"type": "function", "function": {"name": "f"}}
+    decoded = msgspec.json.decode(b'{"id": "c", "function": {"name": "f"}}', type=ToolCall)
+    assert decoded.function.arguments == ""
