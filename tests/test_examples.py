@@ -74,3 +74,31 @@ def test_examples_third_party_provider_ndjson_stream(acme: type[llmkit.ProviderK
         body[:] = [b'{"text": "cut"}\n']
         with pytest.raises(llmkit.StreamInterruptedError):
             core.stream("acme", "acme-1", HI, config).collect()
+
+
+def test_examples_readme_provider_recipe_runs() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    recipe = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "class Contoso" in block
+    )
+    exec(compile(recipe, "README.md", "exec"), {"__name__": "readme_recipe"})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url == "https://api.contoso.example/v1/chat"
+        if b'"stream":true' in request.content:
+            return httpx.Response(
+                200,
+                content=b'data: {"choices": [{"delta": {"content": "yo"}}]}\n\ndata: [DONE]\n\n',
+            )
+        return httpx.Response(
+            200, json={"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+        )
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        config = {"api_key": "contoso-key-1234", "http_client": client}
+        assert core.completion("contoso", "m", HI, config).text == "hi"
+        assert [c.text for c in core.stream("contoso", "m", HI, config)] == ["yo"]
