@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -336,3 +336,121 @@ def test_http_async_clients_close_with_their_loop() -> None:
     assert len(_http._async_clients) == 0
     assert len(clients) == 3
     assert all(client.is_closed for client in clients)
+
+
+# --- the async shell behaves as the sync one ---------------------------------------------
+
+
+def _async_client(
+    responses: list[httpx.Response | Exception], seen: list[httpx.Request]
+) -> httpx.AsyncClient:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = responses.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+@pytest.fixture
+def no_async_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    import anyio
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(anyio, "sleep", record)
+    return waits
+
+
+@pytest.mark.anyio
+async def test_http_async_retries_like_sync(no_async_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.Response(429, headers={"retry-after": "2"}, json={"error": {"message": "slow"}}),
+        httpx.ConnectError("refused"),
+        httpx.Response(200, json=OK),
+    ]
+    async with _async_client(responses, seen) as client:
+        reply = await core.acompletion(
+            "openai", "gpt-4o-mini", HI, {"api_key": SECRET, "async_http_client": client}
+        )
+    assert reply.text == "ok"
+    assert len(seen) == 3
+    assert no_async_sleep[0] == 2.0
+    assert len(no_async_sleep) == 2
+
+
+@pytest.mark.anyio
+async def test_http_async_errors_like_sync(no_async_sleep: list[float]) -> None:
+    seen: list[httpx.Request] = []
+    responses: list[httpx.Response | Exception] = [
+        httpx.ReadTimeout("slow"),
+        httpx.ReadTimeout("slow"),
+    ]
+    async with _async_client(responses, seen) as client:
+        with pytest.raises(llmkit.TimeoutError) as info:
+            await core.acompletion(
+                "openai",
+                "gpt-4o-mini",
+                HI,
+                {"api_key": SECRET, "async_http_client": client, "retries": 1},
+            )
+    assert info.value.provider == "openai"
+    assert len(seen) == 2
+    leak = httpx.LocalProtocolError(f"Illegal header value b'Bearer {SECRET}'")
+    async with _async_client([leak], []) as client:
+        with pytest.raises(llmkit.InvalidRequestError) as bad:
+            await core.acompletion(
+                "openai", "gpt-4o-mini", HI, {"api_key": SECRET, "async_http_client": client}
+            )
+    assert bad.value.__cause__ is None
+    assert SECRET not in str(bad.value)
+
+
+@pytest.mark.anyio
+async def test_http_async_deadline_bounds_a_trickling_body() -> None:
+    import asyncio
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            yield b" "
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=trickle())
+
+    start = time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(llmkit.TimeoutError, match="deadline"):
+            await core.acompletion(
+                "openai",
+                "gpt-4o-mini",
+                HI,
+                {"api_key": SECRET, "async_http_client": client, "deadline": 0.35},
+            )
+    assert time.monotonic() - start < 1.5
+
+
+@pytest.mark.anyio
+async def test_http_async_deadline_completes_fast_body() -> None:
+    seen: list[httpx.Request] = []
+    async with _async_client([httpx.Response(200, json=OK)], seen) as client:
+        reply = await core.acompletion(
+            "openai",
+            "gpt-4o-mini",
+            HI,
+            {"api_key": SECRET, "async_http_client": client, "deadline": 30},
+        )
+    assert reply.text == "ok"
+
+
+def test_http_deadline_completes_fast_body() -> None:
+    seen: list[httpx.Request] = []
+    with _client([httpx.Response(200, json=OK)], seen) as client:
+        assert _call(client, deadline=30).text == "ok"
+    assert seen[0].extensions["timeout"]["read"] <= 30
