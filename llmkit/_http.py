@@ -133,6 +133,12 @@ def _sync_client(config: Config) -> httpx.Client:
                 "pass an httpx.AsyncClient as async_http_client="
             )
         return injected
+    if config.async_http_client is not None:
+        # Falling back to the pooled client would send a test's request to the network.
+        raise InvalidRequestError(
+            "async_http_client= is used by async calls only; pass http_client="
+            "httpx.Client(...) for sync calls"
+        )
     key = _timeouts(config)
     client = _sync_clients.get(key)
     if client is None:
@@ -259,32 +265,39 @@ def _past_deadline() -> TimeoutError:
 class _Retry:
     """Counts attempts, computes the wait before the next one, keeps the deadline."""
 
-    __slots__ = ("deadline", "explicit", "left", "tries")
+    __slots__ = ("base", "deadline", "left", "tries")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, client: httpx.Client | httpx.AsyncClient) -> None:
         self.left = config.retries if config.retries is not None else DEFAULT_RETRIES
         self.tries = 0
         self.deadline = time.monotonic() + config.deadline if config.deadline is not None else None
-        # An injected client has its own timeouts; the user's config must still win.
-        injected = config.http_client is not None or config.async_http_client is not None
-        user_set = config.timeout is not None or config.connect_timeout is not None
-        self.explicit = injected and user_set
+        # The timeouts to apply: the user's when set, else the client's own (an
+        # injected client keeps its settings; a pooled one was built from them).
+        if config.timeout is not None or config.connect_timeout is not None:
+            self.base: tuple[float, float] | None = _timeouts(config)
+        elif self.deadline is not None:
+            own = client.timeout
+            self.base = (_or_inf(own.connect), _or_inf(own.read))
+        else:
+            self.base = None
 
-    def timeout(self, config: Config) -> Any:
-        """Per-request timeout: the client's, or the user's, shrunk to what the deadline leaves.
+    def timeout(self) -> Any:
+        """Per-request timeout: the user's or the client's, shrunk to what the deadline leaves.
 
         Raises:
             TimeoutError: the deadline has passed.
         """
         if self.deadline is None:
-            if self.explicit:
-                return _httpx_timeout(*_timeouts(config))
-            return httpx.USE_CLIENT_DEFAULT
+            return httpx.USE_CLIENT_DEFAULT if self.base is None else _httpx_timeout(*self.base)
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _past_deadline()
-        connect, read = _timeouts(config)
+        connect, read = self.base or (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
         return _httpx_timeout(min(connect, remaining), min(read, remaining))
+
+    def past_deadline(self) -> bool:
+        """Whether the deadline (if any) has passed, give or take 10 ms."""
+        return self.deadline is not None and time.monotonic() >= self.deadline - 0.01
 
     def delay(self, error: LLMError) -> float | None:
         """Seconds to wait before retrying after ``error``, or ``None`` to give up."""
@@ -304,6 +317,10 @@ class _Retry:
         return wait
 
 
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
 def _host(url: str) -> str:
     # Only the host goes into messages: a URL may carry a key in its query.
     rest = url.split("://", 1)[-1]
@@ -314,8 +331,15 @@ def _host(url: str) -> str:
 _LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
 
 
-def _translate(exc: Exception, call: HttpCall) -> LLMError:
+def _translate(exc: Exception, call: HttpCall, retry: _Retry) -> LLMError:
     host = _host(call.url)
+    if isinstance(exc, httpx.TimeoutException) and retry.past_deadline():
+        return _past_deadline()
+    if isinstance(exc, httpx.PoolTimeout):
+        return TimeoutError(
+            f"every pooled connection to {host} stayed busy; close streams you stop "
+            "reading (use `with`), or pass http_client= with larger limits"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(
             f"{type(exc).__name__} talking to {host}; raise timeout= (read) or "
@@ -337,8 +361,11 @@ def _cause(exc: Exception) -> Exception | None:
     return None if isinstance(exc, (*_LOCAL_ERRORS, httpx.InvalidURL, UnicodeError)) else exc
 
 
-def _interrupted(exc: httpx.HTTPError, call: HttpCall) -> LLMError:
+def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -> LLMError:
     host = _host(call.url)
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    if timed_out and deadline is not None and time.monotonic() >= deadline - 0.01:
+        return _past_deadline()
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(
             f"stream from {host} went idle past the read timeout; "
@@ -378,7 +405,8 @@ class ByteStream:
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            raise self._context.annotate(_interrupted(exc, self._call), self.headers) from exc
+            error = _interrupted(exc, self._call, deadline)
+            raise self._context.annotate(error, self.headers) from exc
 
     def close(self) -> None:
         """Abort the response and return its connection to the pool (or drop it)."""
@@ -412,7 +440,8 @@ class AsyncByteStream:
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            raise self._context.annotate(_interrupted(exc, self._call), self.headers) from exc
+            error = _interrupted(exc, self._call, deadline)
+            raise self._context.annotate(error, self.headers) from exc
 
     async def aclose(self) -> None:
         """Abort the response."""
@@ -445,6 +474,35 @@ async def _aread_before(response: httpx.Response, deadline: float, context: Call
     return b"".join(parts)
 
 
+def _error_body(response: httpx.Response, deadline: float | None, context: CallContext) -> bytes:
+    try:
+        if deadline is not None:
+            return _read_before(response, deadline, context)
+        return response.read()
+    except httpx.HTTPError:
+        return b""
+    finally:
+        response.close()
+
+
+async def _aerror_body(
+    response: httpx.Response, deadline: float | None, context: CallContext
+) -> bytes:
+    try:
+        if deadline is not None:
+            return await _aread_before(response, deadline, context)
+        return await response.aread()
+    except httpx.HTTPError:
+        return b""
+    finally:
+        await response.aclose()
+
+
+# What sending may raise besides an LLMError: httpx's errors, a URL httpx
+# refuses, and a header value that is not ASCII.
+_SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, UnicodeError)
+
+
 def send(call: HttpCall, config: Config, context: CallContext) -> Any:
     """Send ``call``, retrying retryable failures; return the response or an open stream.
 
@@ -456,13 +514,15 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
             failure, once retries are spent or when it is not retryable.
     """
     client = _sync_client(config)
-    retry = _Retry(config)
+    retry = _Retry(config, client)
     deadline = retry.deadline
     while True:
         try:
-            timeout = retry.timeout(config)
+            timeout = retry.timeout()
         except LLMError as passed:
             raise context.annotate(passed) from None
+        failure: LLMError | None = None
+        cause: Exception | None = None
         try:
             request = client.build_request(
                 call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
@@ -473,28 +533,23 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
                 if call.stream:
                     return ByteStream(response, call, deadline, context)
                 if deadline is None:
-                    return HttpResponse(
-                        status=status, headers=response.headers, body=response.content
-                    )
-                body = _read_before(response, deadline, context)
+                    body = response.content
+                else:
+                    body = _read_before(response, deadline, context)
                 return HttpResponse(status=status, headers=response.headers, body=body)
-            try:
-                body = response.read()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                response.close()
-            error = context.from_response(
+        except _SEND_ERRORS as exc:
+            failure = context.annotate(_translate(exc, call, retry))
+            cause = _cause(exc)
+        if failure is None:
+            body = _error_body(response, deadline, context)
+            failure = context.from_response(
                 HttpResponse(status=status, headers=response.headers, body=body)
             )
-            wait = retry.delay(error)
-            if wait is None:
-                raise error
-        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
-            error = context.annotate(_translate(exc, call))
-            wait = retry.delay(error)
-            if wait is None:
-                raise error from _cause(exc)
+        wait = retry.delay(failure)
+        if wait is None:
+            # Raised outside the except block: a refused header value must not
+            # ride along as __context__ either.
+            raise failure from cause
         _sleep(wait)
 
 
@@ -507,13 +562,15 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
     import anyio
 
     client = await _async_client(config)
-    retry = _Retry(config)
+    retry = _Retry(config, client)
     deadline = retry.deadline
     while True:
         try:
-            timeout = retry.timeout(config)
+            timeout = retry.timeout()
         except LLMError as passed:
             raise context.annotate(passed) from None
+        failure: LLMError | None = None
+        cause: Exception | None = None
         try:
             request = client.build_request(
                 call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
@@ -524,26 +581,19 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
                 if call.stream:
                     return AsyncByteStream(response, call, deadline, context)
                 if deadline is None:
-                    return HttpResponse(
-                        status=status, headers=response.headers, body=response.content
-                    )
-                body = await _aread_before(response, deadline, context)
+                    body = response.content
+                else:
+                    body = await _aread_before(response, deadline, context)
                 return HttpResponse(status=status, headers=response.headers, body=body)
-            try:
-                body = await response.aread()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await response.aclose()
-            error = context.from_response(
+        except _SEND_ERRORS as exc:
+            failure = context.annotate(_translate(exc, call, retry))
+            cause = _cause(exc)
+        if failure is None:
+            body = await _aerror_body(response, deadline, context)
+            failure = context.from_response(
                 HttpResponse(status=status, headers=response.headers, body=body)
             )
-            wait = retry.delay(error)
-            if wait is None:
-                raise error
-        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
-            error = context.annotate(_translate(exc, call))
-            wait = retry.delay(error)
-            if wait is None:
-                raise error from _cause(exc)
+        wait = retry.delay(failure)
+        if wait is None:
+            raise failure from cause
         await anyio.sleep(wait)

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_RETRIES",
+    "SECRET_HEADERS",
     "Config",
     "resolve_config",
     "to_config",
@@ -55,6 +56,31 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     http_client: Any = None
     async_http_client: Any = None
 
+    def __post_init__(self) -> None:
+        # msgspec checks types when converting a dict, not when the class is
+        # called directly; check here so both ways fail early and alike.
+        for name in ("timeout", "connect_timeout", "deadline"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            ):
+                raise InvalidRequestError(
+                    f"config {name} must be a positive number of seconds, not {value!r}"
+                )
+        retries = self.retries
+        if retries is not None and (
+            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+        ):
+            raise InvalidRequestError(
+                f"config retries must be a whole number >= 0, not {retries!r}"
+            )
+        for header, value in (self.headers or {}).items():
+            if not isinstance(value, str) or not value.isascii() or "\n" in value or "\r" in value:
+                # Name the header only: its value may be a credential.
+                raise InvalidRequestError(
+                    f"config header {header!r} must be one line of ASCII text"
+                )
+
     def _shown(self) -> list[tuple[str, Any]]:
         # The key must never reach a log line: repr shows only that it is set,
         # and headers that carry credentials show their names only.
@@ -66,7 +92,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             if name == "api_key":
                 value = "***"
             elif name == "headers":
-                value = {k: "***" if k.lower() in _SECRET_HEADERS else v for k, v in value.items()}
+                value = {k: "***" if k.lower() in SECRET_HEADERS else v for k, v in value.items()}
             shown.append((name, value))
         return shown
 
@@ -79,7 +105,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 _EMPTY = Config()
-_SECRET_HEADERS = frozenset(
+# Headers that carry credentials: masked in reprs, scrubbed from error messages.
+SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization"}
 )
 

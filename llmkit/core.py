@@ -200,7 +200,11 @@ def validate_request(provider: str | ProviderKey, request: Request) -> ChatReque
         ProviderNotFoundError: unknown provider name.
     """
     key = resolve(provider)
-    model = request.model if isinstance(request, ChatRequest) else request.get("model")
+    model: object = ""
+    if isinstance(request, ChatRequest):
+        model = request.model
+    elif isinstance(request, Mapping):
+        model = request.get("model")
     if not isinstance(model, str):
         model = ""
     req = _prepare(key, model, request, Config(api_key="validation-only"), False)[1]

@@ -27,11 +27,11 @@ import plum
 
 from llmkit import _http
 from llmkit._framing import SSEEvent
-from llmkit.config import Config
-from llmkit.errors import LLMError, scrub
+from llmkit.config import SECRET_HEADERS, Config
+from llmkit.errors import InvalidRequestError, LLMError, scrub
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
-from llmkit.types import ChatRequest, HttpCall, HttpResponse, StreamState
+from llmkit.types import Capabilities, ChatRequest, HttpCall, HttpResponse, StreamState
 
 __all__ = [
     "acompletion",
@@ -108,18 +108,36 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
     """
 
 
-class _Context:
-    """Completes the errors of one call: provider, model, request id, no API key."""
+def _secrets(config: Config) -> tuple[str, ...]:
+    found = [config.api_key] if config.api_key else []
+    for name, value in (config.headers or {}).items():
+        if name.lower() in SECRET_HEADERS:
+            found.append(value.removeprefix("Bearer ").strip())
+    return tuple(found)
 
-    __slots__ = ("api_key", "key", "request")
+
+class _Context:
+    """Completes the errors of one call: provider, model, request id, no secrets."""
+
+    __slots__ = ("headers", "key", "request", "secrets")
 
     def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
         self.key = key
         self.request = request
-        self.api_key = config.api_key
+        self.secrets = _secrets(config)
+        # The response headers, once a response arrived (for request ids).
+        self.headers: Any = None
 
     def from_response(self, response: HttpResponse) -> LLMError:
-        error = cast(LLMError, decode_error(self.key, response, self.request))
+        try:
+            error = cast(LLMError, decode_error(self.key, response, self.request))
+        except Exception as exc:
+            # A codec that fails on an error body must not hide the error itself.
+            error = LLMError(
+                f"{self.key.name} answered HTTP {response.status} with a body its codec "
+                f"could not read ({type(exc).__name__}: {exc})",
+                retryable=response.status >= 500,
+            )
         if error.status is None:
             error.status = response.status
         return self.annotate(error, response.headers)
@@ -129,13 +147,17 @@ class _Context:
             error.provider = self.key.name
         if error.model is None:
             error.model = self.request.model
+        if headers is None:
+            headers = self.headers
         if headers is not None:
             if error.request_id is None:
                 error.request_id = headers.get("x-request-id") or headers.get("request-id")
             if error.retry_after is None and error.retryable:
                 error.retry_after = _http.parse_retry_after(headers)
         # Providers sometimes echo the key back ("Incorrect API key provided: sk-...").
-        message = scrub(error.message, self.api_key)
+        message = error.message
+        for secret in self.secrets:
+            message = scrub(message, secret)
         if message is not error.message:
             error.message = message
             error.args = (message,)
@@ -143,20 +165,55 @@ class _Context:
 
 
 def _pipeline(
-    key: ProviderKey, request: ChatRequest, framing: str, context: _Context, headers: Any
+    key: ProviderKey, request: ChatRequest, framing: str, context: _Context
 ) -> EventPipeline:
+    """Build the event pipeline of a stream; fails before any request is sent.
+
+    Raises:
+        InvalidRequestError: the provider has no ``decode_event`` method for
+            this framing, so it cannot stream.
+    """
     state = StreamState(provider=key.name, model=request.model)
     # Resolve the method once per stream rather than dispatching on every event.
     event_type = bytes if framing == "ndjson" else SSEEvent
-    method = decode_event.invoke(type(key), event_type, StreamState)
+    try:
+        method = decode_event.invoke(type(key), event_type, StreamState)
+    except plum.NotFoundLookupError:
+        raise InvalidRequestError(
+            f"{key.name} cannot stream: it registers no decode_event method for "
+            f"{framing} events; call completion() instead",
+            provider=key.name,
+            model=request.model,
+        ) from None
 
     def step(event: Any, state: StreamState) -> Any:
         return method(key, event, state)
 
-    def annotate(error: LLMError) -> LLMError:
-        return context.annotate(error, headers)
+    return EventPipeline(framing, step, state, context.annotate)
 
-    return EventPipeline(framing, step, state, annotate)
+
+def _decoded(
+    key: ProviderKey, response: HttpResponse, request: ChatRequest, context: _Context
+) -> Any:
+    try:
+        return decode_response(key, response, request)
+    except LLMError as error:
+        raise context.annotate(error, response.headers) from error.__cause__
+    except Exception as exc:
+        raise context.annotate(
+            LLMError(
+                f"{key.name} answered HTTP {response.status} with a body its codec could "
+                f"not read ({type(exc).__name__}: {exc}); check api_base",
+                status=response.status,
+            ),
+            response.headers,
+        ) from exc
+
+
+@capabilities.dispatch
+def _no_capabilities(key: ProviderKey) -> Any:
+    # A provider that declares nothing is assumed to support nothing optional.
+    return Capabilities(streaming=False)
 
 
 @completion.dispatch
@@ -164,22 +221,24 @@ def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = cast(HttpCall, encode_request(key, request, config))
     context = _Context(key, request, config)
     if call.stream:
+        pipeline = _pipeline(key, request, call.framing, context)
         body = _http.send(call, config, context)
-        pipeline = _pipeline(key, request, call.framing, context, body.headers)
+        context.headers = body.headers
         return Stream(body, pipeline, body.close)
     response = _http.send(call, config, context)
-    return decode_response(key, response, request)
+    return _decoded(key, response, request, context)
 
 
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = cast(HttpCall, encode_request(key, request, config))
     context = _Context(key, request, config)
     if call.stream:
+        pipeline = _pipeline(key, request, call.framing, context)
         body = await _http.asend(call, config, context)
-        pipeline = _pipeline(key, request, call.framing, context, body.headers)
+        context.headers = body.headers
         return AsyncStream(body, pipeline, body.aclose)
     response = await _http.asend(call, config, context)
-    return decode_response(key, response, request)
+    return _decoded(key, response, request, context)
 
 
 @acompletion.dispatch

@@ -12,6 +12,7 @@ chunks of any provider into the final :class:`ChatResponse`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -72,7 +73,18 @@ class EventPipeline:
         decode = self._decode
         state = self.state
         for event in events:
-            item = decode(event, state)
+            try:
+                item = decode(event, state)
+            except LLMError:
+                raise
+            except Exception as exc:
+                # A codec bug or an event it cannot read must not escape the hierarchy.
+                raise self._annotate(
+                    LLMError(
+                        f"could not decode a stream event from {state.provider or 'the provider'} "
+                        f"({type(exc).__name__}: {exc}); report it to the provider package",
+                    )
+                ) from exc
             if item is None:
                 continue
             if isinstance(item, LLMError):
@@ -125,7 +137,7 @@ class Stream:
     :class:`llmkit.StreamInterruptedError` rather than ending quietly.
     """
 
-    __slots__ = ("_chunks", "_close", "_end", "_gen", "provider")
+    __slots__ = ("_close", "_gen", "_record", "provider")
 
     def __init__(
         self,
@@ -133,31 +145,12 @@ class Stream:
         pipeline: EventPipeline,
         close: Callable[[], None],
     ) -> None:
-        self._chunks: list[StreamChunk] = []
         self._close = close
-        # None while reading; then True (complete) or the error that ended it.
-        self._end: bool | LLMError | None = None
+        self._record = _Record()
         self.provider = pipeline.state.provider
-        self._gen = self._run(body, pipeline)
-
-    def _run(
-        self, body: Iterable[bytes], pipeline: EventPipeline
-    ) -> Generator[StreamChunk, None, None]:
-        seen = self._chunks.append
-        try:
-            for data in body:
-                for chunk in pipeline.feed(data):
-                    seen(chunk)
-                    yield chunk
-            for chunk in pipeline.finish():
-                seen(chunk)
-                yield chunk
-            self._end = True
-        except LLMError as error:
-            self._end = error
-            raise
-        finally:
-            self._close()
+        # The generator must not refer back to the Stream: then dropping an
+        # unfinished stream frees it at once and its finally closes the response.
+        self._gen = _chunks(body, pipeline, self._record, close)
 
     def __iter__(self) -> Iterator[StreamChunk]:
         return self._gen
@@ -173,12 +166,19 @@ class Stream:
         """
         for _ in self._gen:
             pass
-        return _collected(self._end, self._chunks)
+        return self._record.collected()
 
     def close(self) -> None:
         """Stop reading and release the connection."""
         self._gen.close()
         self._close()
+
+    def __del__(self) -> None:
+        # A started generator closes the response when it is freed; one that
+        # never ran has no finally to run, so a dropped, unread stream does it here.
+        if not self._record.started:
+            with contextlib.suppress(Exception):
+                self._close()
 
     def __enter__(self) -> Stream:
         return self
@@ -195,7 +195,7 @@ class Stream:
 class AsyncStream:
     """The async twin of :class:`Stream`: ``async for``, ``acollect``, ``aclose``."""
 
-    __slots__ = ("_aclose", "_chunks", "_end", "_gen", "provider")
+    __slots__ = ("_aclose", "_gen", "_record", "provider")
 
     def __init__(
         self,
@@ -203,30 +203,10 @@ class AsyncStream:
         pipeline: EventPipeline,
         aclose: Callable[[], Awaitable[None]],
     ) -> None:
-        self._chunks: list[StreamChunk] = []
         self._aclose = aclose
-        self._end: bool | LLMError | None = None
+        self._record = _Record()
         self.provider = pipeline.state.provider
-        self._gen = self._run(body, pipeline)
-
-    async def _run(
-        self, body: AsyncIterable[bytes], pipeline: EventPipeline
-    ) -> AsyncGenerator[StreamChunk, None]:
-        seen = self._chunks.append
-        try:
-            async for data in body:
-                for chunk in pipeline.feed(data):
-                    seen(chunk)
-                    yield chunk
-            for chunk in pipeline.finish():
-                seen(chunk)
-                yield chunk
-            self._end = True
-        except LLMError as error:
-            self._end = error
-            raise
-        finally:
-            await self._aclose()
+        self._gen = _achunks(body, pipeline, self._record, aclose)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._gen
@@ -242,12 +222,20 @@ class AsyncStream:
         """
         async for _ in self._gen:
             pass
-        return _collected(self._end, self._chunks)
+        return self._record.collected()
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
         await self._gen.aclose()
         await self._aclose()
+
+    def __del__(self) -> None:
+        # As Stream.__del__, but closing is a coroutine: hand it to the running loop.
+        if not self._record.started:
+            with contextlib.suppress(Exception):
+                import asyncio
+
+                asyncio.get_running_loop().create_task(_drain(self._aclose()))
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -261,16 +249,76 @@ class AsyncStream:
         await self.aclose()
 
 
-def _collected(end: bool | LLMError | None, chunks: list[StreamChunk]) -> ChatResponse:
-    if end is True:
-        return accumulate(chunks)
-    if isinstance(end, LLMError):
-        # The stream already failed; a half answer must not pass for a whole one.
-        raise end
-    raise StreamInterruptedError(
-        "the stream was closed before its end, so there is no complete response to "
-        "collect; call collect() instead of close(), or keep the chunks you read"
-    )
+async def _drain(closing: Awaitable[None]) -> None:
+    await closing
+
+
+class _Record:
+    """The chunks a stream has yielded and how it ended."""
+
+    __slots__ = ("chunks", "end", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.chunks: list[StreamChunk] = []
+        # None while reading; then True (complete) or the error that ended it.
+        self.end: bool | LLMError | None = None
+
+    def collected(self) -> ChatResponse:
+        if self.end is True:
+            return accumulate(self.chunks)
+        if isinstance(self.end, LLMError):
+            # The stream already failed; a half answer must not pass for a whole one.
+            raise self.end
+        raise StreamInterruptedError(
+            "the stream was closed before its end, so there is no complete response to "
+            "collect; call collect() instead of close(), or keep the chunks you read"
+        )
+
+
+def _chunks(
+    body: Iterable[bytes], pipeline: EventPipeline, record: _Record, close: Callable[[], None]
+) -> Generator[StreamChunk, None, None]:
+    seen = record.chunks.append
+    record.started = True
+    try:
+        for data in body:
+            for chunk in pipeline.feed(data):
+                seen(chunk)
+                yield chunk
+        for chunk in pipeline.finish():
+            seen(chunk)
+            yield chunk
+        record.end = True
+    except LLMError as error:
+        record.end = error
+        raise
+    finally:
+        close()
+
+
+async def _achunks(
+    body: AsyncIterable[bytes],
+    pipeline: EventPipeline,
+    record: _Record,
+    aclose: Callable[[], Awaitable[None]],
+) -> AsyncGenerator[StreamChunk, None]:
+    seen = record.chunks.append
+    record.started = True
+    try:
+        async for data in body:
+            for chunk in pipeline.feed(data):
+                seen(chunk)
+                yield chunk
+        for chunk in pipeline.finish():
+            seen(chunk)
+            yield chunk
+        record.end = True
+    except LLMError as error:
+        record.end = error
+        raise
+    finally:
+        await aclose()
 
 
 class _CallParts:

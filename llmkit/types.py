@@ -447,6 +447,12 @@ def check_request(request: ChatRequest) -> ChatRequest:
     if not request.messages:
         raise _bad("messages is empty; pass at least one message", model)
     for i, message in enumerate(request.messages):
+        if not isinstance(message, Message):
+            raise _bad(
+                f"messages[{i}] is a {type(message).__name__}, not a Message; build it with "
+                "Message(...) or pass the whole request as a dict",
+                model,
+            )
         if message.role == "tool" and not message.tool_call_id:
             raise _bad(
                 f"messages[{i}] has role 'tool' but no tool_call_id; set it to the id "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +46,20 @@ def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's real key in the environment must never leak into a test.
     for name in ("OPENAI_API_KEY",):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registry() -> Iterator[None]:
+    # Tests that define providers must not leak them into later tests.
+    from llmkit import keys
+
+    table, errors, loaded = dict(keys._table), dict(keys._load_errors), keys._loaded
+    yield
+    keys._table.clear()
+    keys._table.update(table)
+    keys._load_errors.clear()
+    keys._load_errors.update(errors)
+    keys._loaded = loaded
 
 
 @pytest.fixture

@@ -58,7 +58,8 @@ def test_cli_chat_streams_answer(
 
 def test_cli_providers_lists_openai(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["providers"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("openai")
-    assert "set OPENAI_API_KEY" in out
-    assert "tools" in out
+    lines = capsys.readouterr().out.splitlines()
+    openai = next(line for line in lines if line.startswith("openai "))
+    assert "set OPENAI_API_KEY" in openai
+    assert "https://api.openai.com/v1" in openai
+    assert "tools" in openai

@@ -31,12 +31,17 @@ def test_examples_core_usage_runs() -> None:
     assert "$.messages[0].role" in out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def acme() -> Iterator[type[llmkit.ProviderKey]]:
+    from llmkit import keys
+
     sys.path.insert(0, str(ROOT / "examples" / "acme_provider"))
     try:
         import acme_llm  # type: ignore[import-not-found]
 
+        # The module registers its key on first import only; the registry is
+        # reset after each test, so register it again here as entry points would.
+        keys._table["acme"] = acme_llm.Acme()
         yield acme_llm.Acme
     finally:
         sys.path.remove(str(ROOT / "examples" / "acme_provider"))

@@ -200,9 +200,19 @@ def _decode_event(key: OpenAICompatible, event: Any, state: StreamState) -> Any:
             model=state.model,
         )
     if not chunk.choices and chunk.usage is None and not chunk.id:
-        # The only payload without id, choices and usage is an error envelope.
-        return error_from_body(key, None, data, state.model)
+        # An error envelope, or a chunk that carries nothing for us (Azure opens
+        # streams with {"id": "", "choices": [], "prompt_filter_results": [...]}).
+        if _has_error(data):
+            return error_from_body(key, None, data, state.model)
+        return None
     return chunk
+
+
+def _has_error(data: bytes) -> bool:
+    try:
+        return _DECODE_ERROR.decode(data).error is not None
+    except msgspec.DecodeError:
+        return False
 
 
 # Errors inside a 200 stream have no status of their own; their type tells it.
@@ -272,8 +282,15 @@ def _classify(
     if status == 401:
         env = key.api_key_env or "the provider's key variable"
         return AuthenticationError(f"{message} Check {env} or api_key=.", **common)
+    if status == 402:
+        return PermissionDeniedError(
+            f"{message} The account is out of credits; add credits with the provider.", **common
+        )
     if status == 403:
-        return PermissionDeniedError(message, **common)
+        return PermissionDeniedError(
+            f"{message} Check that the key's project or organization may use this model.",
+            **common,
+        )
     if status == 404:
         return NotFoundError(f"{message} Check the model name and api_base.", **common)
     if status == 429:
@@ -284,7 +301,9 @@ def _classify(
     if status in (400, 413, 422):
         return InvalidRequestError(message, **common)
     if status in (408, 409) or status >= 500:
-        return ServiceUnavailableError(message, **common)
+        return ServiceUnavailableError(
+            f"{message} The provider failed or is overloaded; retry later.", **common
+        )
     return LLMError(message, **common)
 
 
