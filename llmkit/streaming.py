@@ -153,6 +153,9 @@ class Stream:
         self._gen = _chunks(body, pipeline, self._record, close)
 
     def __iter__(self) -> Iterator[StreamChunk]:
+        # `for chunk in core.stream(...)` drops the Stream at once and keeps
+        # only the generator, which then owns closing the response.
+        self._record.started = True
         return self._gen
 
     def __next__(self) -> StreamChunk:
@@ -175,7 +178,8 @@ class Stream:
 
     def __del__(self) -> None:
         # A started generator closes the response when it is freed; one that
-        # never ran has no finally to run, so a dropped, unread stream does it here.
+        # never ran has no finally to run, so a dropped, unread stream does it
+        # here (one whose generator was handed to a for loop leaves it to that).
         if not self._record.started:
             with contextlib.suppress(Exception):
                 self._close()
@@ -209,6 +213,7 @@ class AsyncStream:
         self._gen = _achunks(body, pipeline, self._record, aclose)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        self._record.started = True
         return self._gen
 
     async def __anext__(self) -> StreamChunk:

@@ -308,3 +308,28 @@ def test_robust_provider_without_capabilities_gets_defaults() -> None:
     info = core.provider_info("testfragile")
     assert info.capabilities.streaming is False
     assert info.capabilities.tools is False
+
+
+def test_robust_iterating_a_temporary_stream(emulator: OpenAIEmulator) -> None:
+    config = {"api_key": SECRET, "api_base": emulator.base_url}
+    emulator.enqueue(Reply.text("read straight from the call", chunk_size=3))
+    gc.disable()
+    try:
+        text = "".join(chunk.text for chunk in core.stream("openai", "m", HI, config))
+    finally:
+        gc.enable()
+    assert text == "read straight from the call"
+
+
+@pytest.mark.anyio
+async def test_robust_iterating_a_temporary_async_stream(emulator: OpenAIEmulator) -> None:
+    config = {"api_key": SECRET, "api_base": emulator.base_url}
+    emulator.enqueue(Reply.text("read straight from the call", chunk_size=3))
+    gc.disable()
+    try:
+        text = "".join(
+            [chunk.text async for chunk in await core.astream("openai", "m", HI, config)]
+        )
+    finally:
+        gc.enable()
+    assert text == "read straight from the call"
