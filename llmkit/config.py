@@ -59,8 +59,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         # msgspec checks types when converting a dict, not when the class is
         # called directly; check here so both ways fail early and alike.
-        for name in ("timeout", "connect_timeout", "deadline"):
-            value = getattr(self, name)
+        for name, value in (
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("deadline", self.deadline),
+        ):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
@@ -134,7 +137,9 @@ def _clean_key(key: ProviderKey, api_key: str) -> str:
     # A key read from a file often ends in a newline; anything else odd is refused
     # here, before it can reach an HTTP header (and the header's error message).
     stripped = api_key.strip()
-    if not stripped.isascii() or any(c.isspace() or not c.isprintable() for c in stripped):
+    # isprintable() is False for line breaks, tabs and other controls; a space
+    # is printable, so it is looked for apart. All three checks run in C.
+    if not (stripped.isascii() and stripped.isprintable()) or " " in stripped:
         where = key.api_key_env or "api_key="
         raise AuthenticationError(
             f"the API key for {key.name} holds spaces, line breaks or non-ASCII "
