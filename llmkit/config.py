@@ -77,8 +77,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise InvalidRequestError(
                 f"config retries must be a whole number >= 0, not {retries!r}"
             )
-        for header, value in (self.headers or {}).items():
-            if not isinstance(value, str) or not value.isascii() or "\n" in value or "\r" in value:
+        for header, text in (self.headers or {}).items():
+            if not isinstance(text, str) or not text.isascii() or "\n" in text or "\r" in text:
                 # Name the header only: its value may be a credential.
                 raise InvalidRequestError(
                     f"config header {header!r} must be one line of ASCII text"
