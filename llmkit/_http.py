@@ -271,29 +271,42 @@ class _Retry:
         self.left = config.retries if config.retries is not None else DEFAULT_RETRIES
         self.tries = 0
         self.deadline = time.monotonic() + config.deadline if config.deadline is not None else None
-        # The timeouts to apply: the user's when set, else the client's own (an
-        # injected client keeps its settings; a pooled one was built from them).
-        if config.timeout is not None or config.connect_timeout is not None:
-            self.base: tuple[float, float] | None = _timeouts(config)
-        elif self.deadline is not None:
-            own = client.timeout
-            self.base = (_or_inf(own.connect), _or_inf(own.read))
+        # The client's own timeouts (an injected client keeps its settings; a
+        # pooled one was built from the config), with the fields the user set
+        # replaced: connect_timeout the connect phase, timeout the other three.
+        user_connect, user_read = config.connect_timeout, config.timeout
+        if user_connect is None and user_read is None and self.deadline is None:
+            self.base: tuple[float, float, float, float] | None = None
         else:
-            self.base = None
+            own = client.timeout
+            self.base = (
+                _or_inf(user_connect if user_connect is not None else own.connect),
+                _or_inf(user_read if user_read is not None else own.read),
+                _or_inf(user_read if user_read is not None else own.write),
+                _or_inf(user_read if user_read is not None else own.pool),
+            )
 
     def timeout(self) -> Any:
-        """Per-request timeout: the user's or the client's, shrunk to what the deadline leaves.
+        """Per-request timeout: the client's with the user's fields, capped by the deadline.
 
         Raises:
             TimeoutError: the deadline has passed.
         """
+        base = self.base
+        if base is None:
+            return httpx.USE_CLIENT_DEFAULT
         if self.deadline is None:
-            return httpx.USE_CLIENT_DEFAULT if self.base is None else _httpx_timeout(*self.base)
+            return httpx.Timeout(
+                connect=_or_none(base[0]),
+                read=_or_none(base[1]),
+                write=_or_none(base[2]),
+                pool=_or_none(base[3]),
+            )
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _past_deadline()
-        connect, read = self.base or (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
-        return _httpx_timeout(min(connect, remaining), min(read, remaining))
+        connect, read, write, pool = (min(part, remaining) for part in base)
+        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
 
     def past_deadline(self) -> bool:
         """Whether the deadline (if any) has passed, give or take 10 ms."""
@@ -319,6 +332,11 @@ class _Retry:
 
 def _or_inf(value: float | None) -> float:
     return math.inf if value is None else value
+
+
+def _or_none(value: float) -> float | None:
+    # httpx spells "no timeout" as None.
+    return None if value == math.inf else value
 
 
 def _host(url: str) -> str:

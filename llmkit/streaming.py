@@ -13,6 +13,7 @@ chunks of any provider into the final :class:`ChatResponse`.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -148,14 +149,14 @@ class Stream:
         self._close = close
         self._record = _Record()
         self.provider = pipeline.state.provider
-        # The generator must not refer back to the Stream: then dropping an
-        # unfinished stream frees it at once and its finally closes the response.
         self._gen = _chunks(body, pipeline, self._record, close)
+        # The response is closed when the generator goes, however it goes:
+        # finished, broken off, or dropped before it ever ran (a generator that
+        # never started has no finally to run). It must not refer back to the
+        # Stream, so dropping an unfinished stream frees it at once.
+        weakref.finalize(self._gen, close).atexit = False
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        # `for chunk in core.stream(...)` drops the Stream at once and keeps
-        # only the generator, which then owns closing the response.
-        self._record.started = True
         return self._gen
 
     def __next__(self) -> StreamChunk:
@@ -175,14 +176,6 @@ class Stream:
         """Stop reading and release the connection."""
         self._gen.close()
         self._close()
-
-    def __del__(self) -> None:
-        # A started generator closes the response when it is freed; one that
-        # never ran has no finally to run, so a dropped, unread stream does it
-        # here (one whose generator was handed to a for loop leaves it to that).
-        if not self._record.started:
-            with contextlib.suppress(Exception):
-                self._close()
 
     def __enter__(self) -> Stream:
         return self
@@ -211,9 +204,9 @@ class AsyncStream:
         self._record = _Record()
         self.provider = pipeline.state.provider
         self._gen = _achunks(body, pipeline, self._record, aclose)
+        weakref.finalize(self._gen, _schedule_close, aclose).atexit = False
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        self._record.started = True
         return self._gen
 
     async def __anext__(self) -> StreamChunk:
@@ -234,14 +227,6 @@ class AsyncStream:
         await self._gen.aclose()
         await self._aclose()
 
-    def __del__(self) -> None:
-        # As Stream.__del__, but closing is a coroutine: hand it to the running loop.
-        if not self._record.started:
-            with contextlib.suppress(Exception):
-                import asyncio
-
-                asyncio.get_running_loop().create_task(_drain(self._aclose()))
-
     async def __aenter__(self) -> AsyncStream:
         return self
 
@@ -258,13 +243,21 @@ async def _drain(closing: Awaitable[None]) -> None:
     await closing
 
 
+def _schedule_close(aclose: Callable[[], Awaitable[None]]) -> None:
+    # Closing an async response is a coroutine; a finalizer can only hand it
+    # to the running loop (without one, the connection goes with the client).
+    with contextlib.suppress(Exception):
+        import asyncio
+
+        asyncio.get_running_loop().create_task(_drain(aclose()))
+
+
 class _Record:
     """The chunks a stream has yielded and how it ended."""
 
-    __slots__ = ("chunks", "end", "started")
+    __slots__ = ("chunks", "end")
 
     def __init__(self) -> None:
-        self.started = False
         self.chunks: list[StreamChunk] = []
         # None while reading; then True (complete) or the error that ended it.
         self.end: bool | LLMError | None = None
@@ -285,7 +278,6 @@ def _chunks(
     body: Iterable[bytes], pipeline: EventPipeline, record: _Record, close: Callable[[], None]
 ) -> Generator[StreamChunk, None, None]:
     seen = record.chunks.append
-    record.started = True
     try:
         for data in body:
             for chunk in pipeline.feed(data):
@@ -309,7 +301,6 @@ async def _achunks(
     aclose: Callable[[], Awaitable[None]],
 ) -> AsyncGenerator[StreamChunk, None]:
     seen = record.chunks.append
-    record.started = True
     try:
         async for data in body:
             for chunk in pipeline.feed(data):

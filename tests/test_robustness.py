@@ -333,3 +333,92 @@ async def test_robust_iterating_a_temporary_async_stream(emulator: OpenAIEmulato
     finally:
         gc.enable()
     assert text == "read straight from the call"
+
+
+def _one_connection() -> httpx.Client:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["iter-only", "zip-empty", "islice-zero", "list", "next-then-drop"],
+)
+def test_robust_every_way_of_dropping_a_stream_frees_it(
+    emulator: OpenAIEmulator, pattern: str
+) -> None:
+    import itertools
+
+    with _one_connection() as client:
+        config = {
+            "api_key": SECRET,
+            "api_base": emulator.base_url,
+            "http_client": client,
+            "retries": 0,
+        }
+        gc.disable()
+        try:
+            emulator.enqueue(Reply.text("pieces " * 30, chunk_size=2))
+            stream = core.stream("openai", "m", HI, config)
+            if pattern == "iter-only":
+                iterator = iter(stream)
+                del iterator
+            elif pattern == "zip-empty":
+                assert list(zip([], stream, strict=False)) == []
+            elif pattern == "islice-zero":
+                assert list(itertools.islice(stream, 0)) == []
+            elif pattern == "list":
+                assert len(list(stream)) > 10
+            else:
+                next(stream)
+            del stream
+            emulator.enqueue(Reply.text("next call"))
+            assert core.completion("openai", "m", HI, config).text == "next call"
+        finally:
+            gc.enable()
+
+
+@pytest.mark.anyio
+async def test_robust_async_iterator_dropped_unread_frees_it(emulator: OpenAIEmulator) -> None:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0)) as client:
+        config = {
+            "api_key": SECRET,
+            "api_base": emulator.base_url,
+            "async_http_client": client,
+            "retries": 0,
+        }
+        gc.disable()
+        try:
+            emulator.enqueue(Reply.text("pieces " * 30, chunk_size=2))
+            stream = await core.astream("openai", "m", HI, config)
+            iterator = stream.__aiter__()
+            del iterator, stream
+            emulator.enqueue(Reply.text("next call"))
+            assert (await core.acompletion("openai", "m", HI, config)).text == "next call"
+        finally:
+            gc.enable()
+
+
+def test_robust_user_timeouts_replace_only_their_fields() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(
+            200, json={"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+        )
+
+    own = httpx.Timeout(connect=2.0, read=600.0, write=10.0, pool=1.0)
+    with httpx.Client(transport=httpx.MockTransport(handler), timeout=own) as client:
+        base = {"api_key": SECRET, "http_client": client}
+        core.completion("openai", "m", HI, base)
+        core.completion("openai", "m", HI, {**base, "deadline": 900})
+        core.completion("openai", "m", HI, {**base, "timeout": 30})
+        core.completion("openai", "m", HI, {**base, "deadline": 5})
+    assert seen[0] == {"connect": 2.0, "read": 600.0, "write": 10.0, "pool": 1.0}
+    assert seen[1] == {"connect": 2.0, "read": 600.0, "write": 10.0, "pool": 1.0}
+    assert seen[2] == {"connect": 2.0, "read": 30.0, "write": 30.0, "pool": 30.0}
+    assert seen[3]["connect"] == 2.0
+    assert seen[3]["pool"] == 1.0
+    assert seen[3]["read"] <= 5.0
