@@ -375,10 +375,6 @@ def _translate(exc: Exception, call: HttpCall, retry: _Retry) -> LLMError:
     )
 
 
-def _cause(exc: Exception) -> Exception | None:
-    return None if isinstance(exc, (*_LOCAL_ERRORS, httpx.InvalidURL, UnicodeError)) else exc
-
-
 def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -> LLMError:
     host = _host(call.url)
     timed_out = isinstance(exc, httpx.TimeoutException)
@@ -417,14 +413,16 @@ class ByteStream:
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self._deadline
+        failure: LLMError | None = None
         try:
             for data in self._response.iter_bytes():
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            error = _interrupted(exc, self._call, deadline)
-            raise self._context.annotate(error, self.headers) from exc
+            failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        if failure is not None:
+            raise failure  # outside the except block: nothing chained
 
     def close(self) -> None:
         """Abort the response and return its connection to the pool (or drop it)."""
@@ -452,14 +450,16 @@ class AsyncByteStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         deadline = self._deadline
+        failure: LLMError | None = None
         try:
             async for data in self._response.aiter_bytes():
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
-            error = _interrupted(exc, self._call, deadline)
-            raise self._context.annotate(error, self.headers) from exc
+            failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
         """Abort the response."""
@@ -517,7 +517,10 @@ async def _aerror_body(
 
 
 # What sending may raise besides an LLMError: httpx's errors, a URL httpx
-# refuses, and a header value that is not ASCII.
+# refuses, and a header value that is not ASCII. None of them is ever chained
+# to llmkit's error (neither as __cause__ nor as __context__): they hold the
+# request, whose headers carry the API key, and client-side protocol errors
+# quote header values. Each llmkit message names the error's type instead.
 _SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, UnicodeError)
 
 
@@ -540,7 +543,6 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
         except LLMError as passed:
             raise context.annotate(passed) from None
         failure: LLMError | None = None
-        cause: Exception | None = None
         try:
             request = client.build_request(
                 call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
@@ -557,7 +559,6 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
                 return HttpResponse(status=status, headers=response.headers, body=body)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
-            cause = _cause(exc)
         if failure is None:
             body = _error_body(response, deadline, context)
             failure = context.from_response(
@@ -565,9 +566,7 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
             )
         wait = retry.delay(failure)
         if wait is None:
-            # Raised outside the except block: a refused header value must not
-            # ride along as __context__ either.
-            raise failure from cause
+            raise failure  # outside the except block, so nothing is chained
         _sleep(wait)
 
 
@@ -588,7 +587,6 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
         except LLMError as passed:
             raise context.annotate(passed) from None
         failure: LLMError | None = None
-        cause: Exception | None = None
         try:
             request = client.build_request(
                 call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
@@ -605,7 +603,6 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
                 return HttpResponse(status=status, headers=response.headers, body=body)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
-            cause = _cause(exc)
         if failure is None:
             body = await _aerror_body(response, deadline, context)
             failure = context.from_response(
@@ -613,5 +610,5 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
             )
         wait = retry.delay(failure)
         if wait is None:
-            raise failure from cause
+            raise failure
         await anyio.sleep(wait)

@@ -84,7 +84,6 @@ def test_robust_refused_header_leaves_no_context(streaming: bool) -> None:
     error = info.value
     assert error.__cause__ is None
     assert error.__context__ is None
-    assert error.__suppress_context__ is True
     assert SECRET not in str(error)
 
 
