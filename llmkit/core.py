@@ -62,10 +62,13 @@ def _prepare(
             options = req.stream_options if streaming else None
             req = msgspec.structs.replace(req, stream=streaming, stream_options=options)
         check_request(req)
+        settings = resolve_config(key, to_config(config))
     except LLMError as exc:
         exc.provider = key.name
+        if exc.model is None:
+            exc.model = model or None
         raise
-    return key, req, resolve_config(key, to_config(config))
+    return key, req, settings
 
 
 def completion(
