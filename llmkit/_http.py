@@ -20,7 +20,6 @@ Errors are completed (provider, model, request id, no API key) by the
 from __future__ import annotations
 
 import atexit
-import email.utils
 import math
 import random
 import threading
@@ -251,6 +250,9 @@ def parse_retry_after(headers: Any) -> float | None:
     seconds = _seconds(value)
     if seconds is not None:
         return seconds
+    # An HTTP date is rare here, and email.utils costs 6 ms to import.
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
