@@ -29,9 +29,14 @@ def emulator() -> Iterator[OpenAIEmulator]:
         yield emu
 
 
-def test_robust_abandoned_stream_returns_its_connection(emulator: OpenAIEmulator) -> None:
+def _one_connection() -> httpx.Client:
+    # One pooled connection and a short pool wait: a leaked stream shows at once.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    with httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0)) as client:
+    return httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
+
+
+def test_robust_abandoned_stream_returns_its_connection(emulator: OpenAIEmulator) -> None:
+    with _one_connection() as client:
         config = {
             "api_key": SECRET,
             "api_base": emulator.base_url,
@@ -332,11 +337,6 @@ async def test_robust_iterating_a_temporary_async_stream(emulator: OpenAIEmulato
     finally:
         gc.enable()
     assert text == "read straight from the call"
-
-
-def _one_connection() -> httpx.Client:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
 
 
 @pytest.mark.parametrize(
