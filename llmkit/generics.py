@@ -116,6 +116,14 @@ def _secrets(config: Config) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLMError:
+    return LLMError(
+        f"{key.name} answered HTTP {response.status} with a body its codec could not read "
+        f"({type(exc).__name__}: {exc}); check api_base, or report it to the provider package",
+        status=response.status,
+    )
+
+
 class _Context:
     """Completes the errors of one call: provider, model, request id, no secrets."""
 
@@ -133,11 +141,8 @@ class _Context:
             error = cast(LLMError, decode_error(self.key, response, self.request))
         except Exception as exc:
             # A codec that fails on an error body must not hide the error itself.
-            error = LLMError(
-                f"{self.key.name} answered HTTP {response.status} with a body its codec "
-                f"could not read ({type(exc).__name__}: {exc})",
-                retryable=response.status >= 500,
-            )
+            error = _unreadable(self.key, response, exc)
+            error.retryable = response.status >= 500
         if error.status is None:
             error.status = response.status
         return self.annotate(error, response.headers)
@@ -200,14 +205,7 @@ def _decoded(
     except LLMError as error:
         raise context.annotate(error, response.headers) from error.__cause__
     except Exception as exc:
-        raise context.annotate(
-            LLMError(
-                f"{key.name} answered HTTP {response.status} with a body its codec could "
-                f"not read ({type(exc).__name__}: {exc}); check api_base",
-                status=response.status,
-            ),
-            response.headers,
-        ) from exc
+        raise context.annotate(_unreadable(key, response, exc), response.headers) from exc
 
 
 @capabilities.dispatch
