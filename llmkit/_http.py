@@ -394,8 +394,8 @@ def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -
     )
 
 
-class ByteStream:
-    """The open body of a streamed response; iterate for raw bytes, then close."""
+class _OpenBody:
+    """What both stream shells hold: the open response and what its errors need."""
 
     __slots__ = ("_call", "_context", "_deadline", "_response", "headers", "status")
 
@@ -412,6 +412,12 @@ class ByteStream:
         self._context = context
         self.status = response.status_code
         self.headers = response.headers
+
+
+class ByteStream(_OpenBody):
+    """The open body of a streamed response; iterate for raw bytes, then close."""
+
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self._deadline
@@ -431,24 +437,10 @@ class ByteStream:
         self._response.close()
 
 
-class AsyncByteStream:
+class AsyncByteStream(_OpenBody):
     """The async twin of :class:`ByteStream`."""
 
-    __slots__ = ("_call", "_context", "_deadline", "_response", "headers", "status")
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        call: HttpCall,
-        deadline: float | None,
-        context: CallContext,
-    ) -> None:
-        self._response = response
-        self._call = call
-        self._deadline = deadline
-        self._context = context
-        self.status = response.status_code
-        self.headers = response.headers
+    __slots__ = ()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         deadline = self._deadline
