@@ -127,12 +127,13 @@ def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLM
 class _Context:
     """Completes the errors of one call: provider, model, request id, no secrets."""
 
-    __slots__ = ("headers", "key", "request", "secrets")
+    __slots__ = ("config", "headers", "key", "request")
 
     def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
         self.key = key
         self.request = request
-        self.secrets = _secrets(config)
+        # Secrets are collected only when an error needs scrubbing, off the hot path.
+        self.config = config
         # The response headers, once a response arrived (for request ids).
         self.headers: Any = None
 
@@ -161,7 +162,7 @@ class _Context:
                 error.retry_after = _http.parse_retry_after(headers)
         # Providers sometimes echo the key back ("Incorrect API key provided: sk-...").
         message = error.message
-        for secret in self.secrets:
+        for secret in _secrets(self.config):
             message = scrub(message, secret)
         if message is not error.message:
             error.message = message
