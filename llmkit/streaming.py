@@ -204,7 +204,7 @@ class AsyncStream:
         self._record = _Record()
         self.provider = pipeline.state.provider
         self._gen = _achunks(body, pipeline, self._record, aclose)
-        weakref.finalize(self._gen, _schedule_close, aclose).atexit = False
+        weakref.finalize(self._gen, _schedule_close, self._record, aclose).atexit = False
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._gen
@@ -243,7 +243,10 @@ async def _drain(closing: Awaitable[None]) -> None:
     await closing
 
 
-def _schedule_close(aclose: Callable[[], Awaitable[None]]) -> None:
+def _schedule_close(record: _Record, aclose: Callable[[], Awaitable[None]]) -> None:
+    # A stream that ended has closed its response in the generator's finally.
+    if record.end is not None:
+        return
     # Closing an async response is a coroutine; a finalizer can only hand it
     # to the running loop (without one, the connection goes with the client).
     with contextlib.suppress(Exception):
