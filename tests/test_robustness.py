@@ -35,6 +35,11 @@ def _one_connection() -> httpx.Client:
     return httpx.Client(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
 
 
+def _one_async_connection() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0))
+
+
 def test_robust_abandoned_stream_returns_its_connection(emulator: OpenAIEmulator) -> None:
     with _one_connection() as client:
         config = {
@@ -282,8 +287,7 @@ def test_robust_message_struct_check_keeps_messages() -> None:
 async def test_robust_abandoned_async_stream_returns_its_connection(
     emulator: OpenAIEmulator,
 ) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0)) as client:
+    async with _one_async_connection() as client:
         config = {
             "api_key": SECRET,
             "api_base": emulator.base_url,
@@ -379,8 +383,7 @@ def test_robust_every_way_of_dropping_a_stream_frees_it(
 
 @pytest.mark.anyio
 async def test_robust_async_iterator_dropped_unread_frees_it(emulator: OpenAIEmulator) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=2.0)) as client:
+    async with _one_async_connection() as client:
         config = {
             "api_key": SECRET,
             "api_base": emulator.base_url,
