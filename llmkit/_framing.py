@@ -34,6 +34,16 @@ _CR: Final = 0x0D
 _LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
 
+def _joined(parts: list[bytes], chunk: bytes) -> bytes:
+    """Return the pieces held since the last line end plus ``chunk``; forget the pieces."""
+    if not parts:
+        return chunk
+    parts.append(chunk)
+    buf = b"".join(parts)
+    parts.clear()
+    return buf
+
+
 class SSEEvent(NamedTuple):
     """One dispatched server-sent event.
 
@@ -135,13 +145,7 @@ class SSEDecoder:
             if chunk:
                 self._parts.append(chunk)
             return []
-        parts = self._parts
-        if parts:
-            parts.append(chunk)
-            buf = b"".join(parts)
-            self._parts = []
-        else:
-            buf = chunk
+        buf = _joined(self._parts, chunk)
         if has_cr:
             buf = self._normalize(buf)
         out: list[SSEEvent] = []
@@ -385,13 +389,7 @@ class NDJSONDecoder:
             if chunk:
                 self._parts.append(chunk)
             return []
-        parts = self._parts
-        if parts:
-            parts.append(chunk)
-            buf = b"".join(parts)
-            self._parts = []
-        else:
-            buf = chunk
+        buf = _joined(self._parts, chunk)
         lines = buf.split(b"\n")
         tail = lines.pop()
         if tail:
