@@ -20,14 +20,17 @@ Errors are completed (provider, model, request id, no API key) by the
 from __future__ import annotations
 
 import atexit
+import builtins
+import contextvars
 import math
 import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpcore
 import httpx
 
 from llmkit.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES, Config
@@ -47,6 +50,7 @@ __all__ = [
     "AsyncByteStream",
     "ByteStream",
     "CallContext",
+    "aclose_clients",
     "asend",
     "close_clients",
     "parse_retry_after",
@@ -83,6 +87,94 @@ _SYNC_LIMITS = httpx.Limits(
 # at 64 in flight, 64 kept-alive connections made 80-95 calls/s where httpx's
 # default limits (20 kept alive) made 340-420, so async keeps the defaults.
 _ASYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+# The moment the current call (in this thread or task) must be over, read by
+# the network streams of llmkit's own sync pools on every connect, read and
+# write. httpx's timeouts bound each socket operation alone, so a server that
+# sends one header line every 0.25 s could hold a call forever; capping each
+# operation by the time left bounds the whole call.
+_call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "llmkit_call_deadline", default=None
+)
+
+
+def _capped(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = _call_deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the call's deadline passed")
+    return left if timeout is None or timeout > left else timeout
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every operation ends by the call's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Wraps httpcore's backend so that its streams honour :data:`_call_deadline`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(inner)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_by_deadline(client: httpx.Client) -> httpx.Client:
+    # httpx has no public way to hand its pools a network backend, so the
+    # backend of each pool this client owns (direct and proxied) is wrapped.
+    # A test that trickles response headers fails if a new httpx moves it.
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return client
+
 
 _lock = threading.Lock()
 _ssl_context: Any = None
@@ -144,8 +236,8 @@ def _sync_client(config: Config) -> httpx.Client:
         with _lock:
             client = _sync_clients.get(key)
             if client is None:
-                client = httpx.Client(
-                    timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS
+                client = _bound_by_deadline(
+                    httpx.Client(timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS)
                 )
                 _sync_clients[key] = client
     return client
@@ -221,6 +313,16 @@ def close_clients() -> None:
         client.close()
 
 
+async def aclose_clients() -> None:
+    """Close the pooled async clients of the running asyncio loop (if it has any)."""
+    import asyncio
+
+    entry = _async_clients.pop(asyncio.get_running_loop(), None)
+    if entry is not None and entry.closer is not None:
+        # Its finally closes the clients; the loop's shutdown then has nothing to do.
+        await entry.closer.aclose()
+
+
 # Pooled connections are closed on exit rather than left to the garbage collector.
 atexit.register(close_clients)
 
@@ -230,14 +332,16 @@ def _seconds(value: str, scale: float = 1.0) -> float | None:
         seconds = float(value) * scale
     except ValueError:
         return None
-    # "nan" and "inf" parse as floats but are no wait at all.
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+    # "nan" and "inf" parse as floats but are no wait at all; zero or less is
+    # no advice either (obeyed, it would make retries back to back).
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def parse_retry_after(headers: Any) -> float | None:
     """Return the wait in seconds asked for by ``retry-after-ms`` or ``Retry-After``.
 
-    ``Retry-After`` may be seconds or an HTTP date; anything else gives ``None``.
+    ``Retry-After`` may be seconds or an HTTP date; anything else, and a
+    wait of zero or less (a date in the past), gives ``None``.
     """
     value = headers.get("retry-after-ms")
     if value:
@@ -257,7 +361,8 @@ def parse_retry_after(headers: Any) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    seconds = when.timestamp() - time.time()
+    return seconds if seconds > 0 else None
 
 
 def _past_deadline() -> TimeoutError:
@@ -318,13 +423,16 @@ class _Retry:
         """Seconds to wait before retrying after ``error``, or ``None`` to give up."""
         if not error.retryable or self.left <= 0:
             return None
-        if error.retry_after is not None:
+        if error.retry_after is not None and error.retry_after > 0:
             if error.retry_after > _MAX_RETRY_AFTER:
                 return None
-            wait = error.retry_after
+            # Never below the base: a server saying "0.001" must not get a storm.
+            wait = max(error.retry_after, _BACKOFF_BASE)
         else:
-            # Full jitter keeps many clients that failed together from retrying together.
-            wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**self.tries))
+            # Jitter keeps many clients that failed together from retrying
+            # together; the floor keeps any of them from retrying at once.
+            ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (self.tries + 1))
+            wait = random.uniform(_BACKOFF_BASE, ceiling)
         if self.deadline is not None and time.monotonic() + wait >= self.deadline:
             return None
         self.left -= 1
@@ -414,16 +522,33 @@ class _OpenBody:
         self.headers = response.headers
 
 
+# After the provider's end marker the rest of the body is read and dropped,
+# so that the connection goes back to the pool, but no more than this: a
+# server that keeps talking (or stalls) past its end loses the connection.
+_DRAIN_BYTES = 65_536
+_DRAIN_SECONDS = 1.0
+
+
 class ByteStream(_OpenBody):
     """The open body of a streamed response; iterate for raw bytes, then close."""
 
-    __slots__ = ()
+    __slots__ = ("_raw",)
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        call: HttpCall,
+        deadline: float | None,
+        context: CallContext,
+    ) -> None:
+        super().__init__(response, call, deadline, context)
+        self._raw = response.iter_bytes()
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self._deadline
         failure: LLMError | None = None
         try:
-            for data in self._response.iter_bytes():
+            for data in self._raw:
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
@@ -431,6 +556,28 @@ class ByteStream(_OpenBody):
             failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
         if failure is not None:
             raise failure  # outside the except block: nothing chained
+
+    def drain(self) -> None:
+        """Read and drop what is left of the body (bounded), then close the response.
+
+        The bounds hold exactly on llmkit's pooled clients; an injected
+        client's own read timeout bounds a server that stalls.
+        """
+        cap = time.monotonic() + _DRAIN_SECONDS
+        if self._deadline is not None and self._deadline < cap:
+            cap = self._deadline
+        token = _call_deadline.set(cap)
+        left = _DRAIN_BYTES
+        try:
+            for data in self._raw:
+                left -= len(data)
+                if left < 0 or time.monotonic() > cap:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            _call_deadline.reset(token)
+            self._response.close()
 
     def close(self) -> None:
         """Abort the response and return its connection to the pool (or drop it)."""
@@ -440,13 +587,23 @@ class ByteStream(_OpenBody):
 class AsyncByteStream(_OpenBody):
     """The async twin of :class:`ByteStream`."""
 
-    __slots__ = ()
+    __slots__ = ("_raw",)
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        call: HttpCall,
+        deadline: float | None,
+        context: CallContext,
+    ) -> None:
+        super().__init__(response, call, deadline, context)
+        self._raw = response.aiter_bytes()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         deadline = self._deadline
         failure: LLMError | None = None
         try:
-            async for data in self._response.aiter_bytes():
+            async for data in self._raw:
                 yield data
                 if deadline is not None and time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
@@ -454,6 +611,25 @@ class AsyncByteStream(_OpenBody):
             failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
         if failure is not None:
             raise failure
+
+    async def adrain(self) -> None:
+        """The async twin of :meth:`ByteStream.drain` (bounded for any client)."""
+        import anyio
+
+        grace = _DRAIN_SECONDS
+        if self._deadline is not None:
+            grace = max(min(grace, self._deadline - time.monotonic()), 0.0)
+        left = _DRAIN_BYTES
+        try:
+            with anyio.move_on_after(grace):
+                async for data in self._raw:
+                    left -= len(data)
+                    if left < 0:
+                        break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await self._response.aclose()
 
     async def aclose(self) -> None:
         """Abort the response."""
@@ -510,6 +686,18 @@ async def _aerror_body(
         await response.aclose()
 
 
+def _redirected(call: HttpCall, status: int, location: str | None) -> LLMError:
+    here = _host(call.url)
+    there = _host(location) if location and "://" in location else here
+    # Following would send the API key to wherever the Location points.
+    return LLMError(
+        f"{here} answered HTTP {status}, a redirect to {there}; llmkit never follows "
+        "redirects (the API key would go along): set api_base to the endpoint itself",
+        status=status,
+        retryable=False,
+    )
+
+
 # What sending may raise besides an LLMError: httpx's errors, a URL httpx
 # refuses, and a header value that is not ASCII. None of them is ever chained
 # to llmkit's error (neither as __cause__ nor as __context__): they hold the
@@ -523,10 +711,11 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
 
     Returns an :class:`HttpResponse` for a plain call and a :class:`ByteStream`
     when ``call.stream`` is set (retries apply until the status line arrives).
+    Redirects are never followed.
 
     Raises:
-        LLMError: the provider's error (built by ``context``) or a transport
-            failure, once retries are spent or when it is not retryable.
+        LLMError: the provider's error (built by ``context``), a redirect, or a
+            transport failure, once retries are spent or when it is not retryable.
     """
     client = _sync_client(config)
     retry = _Retry(config, client)
@@ -537,13 +726,16 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
         except LLMError as passed:
             raise context.annotate(passed) from None
         failure: LLMError | None = None
+        token = _call_deadline.set(deadline) if deadline is not None else None
         try:
             request = client.build_request(
                 call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
             )
-            response = client.send(request, stream=call.stream or deadline is not None)
+            response = client.send(
+                request, stream=call.stream or deadline is not None, follow_redirects=False
+            )
             status = response.status_code
-            if status < 400:
+            if status < 300:
                 if call.stream:
                     return ByteStream(response, call, deadline, context)
                 if deadline is None:
@@ -551,10 +743,20 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
                 else:
                     body = _read_before(response, deadline, context)
                 return HttpResponse(status=status, headers=response.headers, body=body)
+            if status < 400:
+                response.close()
+                failure = context.annotate(
+                    _redirected(call, status, response.headers.get("location")),
+                    response.headers,
+                )
+            else:
+                body = _error_body(response, deadline, context)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
+        finally:
+            if token is not None:
+                _call_deadline.reset(token)
         if failure is None:
-            body = _error_body(response, deadline, context)
             failure = context.from_response(
                 HttpResponse(status=status, headers=response.headers, body=body)
             )
@@ -566,6 +768,8 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
 
 async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
     """The async twin of :func:`send`; returns an :class:`AsyncByteStream` for streams.
+
+    The deadline is kept by cancelling the attempt, which bounds any client.
 
     Raises:
         LLMError: as :func:`send` does.
@@ -582,27 +786,53 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
             raise context.annotate(passed) from None
         failure: LLMError | None = None
         try:
-            request = client.build_request(
-                call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
-            )
-            response = await client.send(request, stream=call.stream or deadline is not None)
-            status = response.status_code
-            if status < 400:
-                if call.stream:
-                    return AsyncByteStream(response, call, deadline, context)
-                if deadline is None:
-                    body = response.content
-                else:
-                    body = await _aread_before(response, deadline, context)
-                return HttpResponse(status=status, headers=response.headers, body=body)
+            if deadline is None:
+                outcome = await _attempt(client, call, timeout, None, context)
+            else:
+                with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                    outcome = await _attempt(client, call, timeout, deadline, context)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
-        if failure is None:
-            body = await _aerror_body(response, deadline, context)
-            failure = context.from_response(
-                HttpResponse(status=status, headers=response.headers, body=body)
-            )
+        except builtins.TimeoutError:
+            failure = context.annotate(_past_deadline())
+        else:
+            if not isinstance(outcome, LLMError):
+                return outcome
+            failure = outcome
         wait = retry.delay(failure)
         if wait is None:
             raise failure
         await anyio.sleep(wait)
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    call: HttpCall,
+    timeout: Any,
+    deadline: float | None,
+    context: CallContext,
+) -> Any:
+    # One try of asend: the result, or the error to retry on (httpx's own
+    # errors propagate to asend, which translates them).
+    request = client.build_request(
+        call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
+    )
+    response = await client.send(
+        request, stream=call.stream or deadline is not None, follow_redirects=False
+    )
+    status = response.status_code
+    if status < 300:
+        if call.stream:
+            return AsyncByteStream(response, call, deadline, context)
+        if deadline is None:
+            body = response.content
+        else:
+            body = await _aread_before(response, deadline, context)
+        return HttpResponse(status=status, headers=response.headers, body=body)
+    if status < 400:
+        await response.aclose()
+        return context.annotate(
+            _redirected(call, status, response.headers.get("location")), response.headers
+        )
+    body = await _aerror_body(response, deadline, context)
+    return context.from_response(HttpResponse(status=status, headers=response.headers, body=body))

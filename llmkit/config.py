@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from llmkit._checks import header_problem, json_problem
 from llmkit.errors import AuthenticationError, InvalidRequestError
 from llmkit.keys import ProviderKey
 
@@ -20,6 +21,8 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_RETRIES",
+    "MAX_RETRIES",
+    "MAX_SECONDS",
     "SECRET_HEADERS",
     "Config",
     "resolve_config",
@@ -29,6 +32,10 @@ __all__ = [
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_RETRIES = 2
+# Upper bounds, so a typo (or 1e300) fails here and not as an OverflowError
+# deep in the socket layer: a day for any timeout, a hundred retries.
+MAX_SECONDS = 86_400.0
+MAX_RETRIES = 100
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,30 +66,46 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         # msgspec checks types when converting a dict, not when the class is
         # called directly; check here so both ways fail early and alike.
-        for name, value in (
-            ("timeout", self.timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("deadline", self.deadline),
-        ):
+        for name in ("timeout", "connect_timeout", "deadline"):
+            value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                # not (0 < x <= max) is also true for NaN, which compares false.
+                or not 0 < value <= MAX_SECONDS
             ):
                 raise InvalidRequestError(
-                    f"config {name} must be a positive number of seconds, not {value!r}"
+                    f"config {name} must be a number of seconds above 0 and at most "
+                    f"{MAX_SECONDS:,.0f}, not {_shown_value(value)}"
                 )
         retries = self.retries
         if retries is not None and (
-            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+            isinstance(retries, bool)
+            or not isinstance(retries, int)
+            or not 0 <= retries <= MAX_RETRIES
         ):
             raise InvalidRequestError(
-                f"config retries must be a whole number >= 0, not {retries!r}"
+                f"config retries must be a whole number from 0 to {MAX_RETRIES}, "
+                f"not {_shown_value(retries)}"
             )
-        for header, text in (self.headers or {}).items():
-            if not isinstance(text, str) or not text.isascii() or "\n" in text or "\r" in text:
-                # Name the header only: its value may be a credential.
+        if self.api_key is not None and type(self.api_key) is not str:
+            # The value is not shown: it may be a credential of another type.
+            raise InvalidRequestError(
+                f"config api_key must be a string, not {type(self.api_key).__name__}"
+            )
+        if self.api_base is not None:
+            _check_api_base(self.api_base)
+        headers = self.headers
+        if headers is not None:
+            if not isinstance(headers, Mapping):
                 raise InvalidRequestError(
-                    f"config header {header!r} must be one line of ASCII text"
+                    f"config headers must be a dict of header names to values, "
+                    f"not {type(headers).__name__}"
                 )
+            for header, text in headers.items():
+                problem = header_problem(header, text, "config header")
+                if problem is not None:
+                    raise InvalidRequestError(problem)
 
     def _shown(self) -> list[tuple[str, Any]]:
         # The key must never reach a log line: repr shows only that it is set,
@@ -107,6 +130,45 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         return self._shown()
 
 
+def _shown_value(value: Any) -> str:
+    # Bounded: a huge int's repr is thousands of digits (and slow to build).
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**12:
+        return "a number that large"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_api_base(api_base: Any) -> None:
+    """Refuse an ``api_base`` that is not a plain http(s) URL.
+
+    Raises:
+        InvalidRequestError: not a string, not http(s), odd characters, or
+            credentials in the URL (the message never repeats them).
+    """
+    if type(api_base) is not str:
+        raise InvalidRequestError(
+            f"config api_base must be a string URL, not {type(api_base).__name__}"
+        )
+    if not api_base.startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            f"api_base must start with http:// or https://, not {_shown_value(api_base)}"
+        )
+    authority = api_base.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if "@" in authority:
+        host = authority.rsplit("@", 1)[1]
+        # httpx would send user:password as Basic auth instead of the key, and log it.
+        raise InvalidRequestError(
+            f"api_base for {host!r} holds credentials (user:password@); remove them and "
+            "pass the key as api_key= or a header in headers="
+        )
+    problem = json_problem(api_base, "api_base")
+    if problem is not None or not api_base.isprintable() or " " in api_base:
+        raise InvalidRequestError(
+            f"api_base for {authority.rsplit('@', 1)[-1]!r} holds spaces, control characters "
+            "or lone surrogates; percent-encode them"
+        )
+
+
 _EMPTY = Config()
 # Headers that carry credentials: masked in reprs, scrubbed from error messages.
 SECRET_HEADERS = frozenset(
@@ -124,6 +186,11 @@ def to_config(config: Config | Mapping[str, Any] | None) -> Config:
         return _EMPTY
     if isinstance(config, Config):
         return config
+    if not isinstance(config, Mapping):
+        raise InvalidRequestError(
+            f"config must be a dict or a Config, not {type(config).__name__}; "
+            'pass e.g. {"api_key": "...", "timeout": 30}'
+        )
     try:
         return msgspec.convert(dict(config), Config)
     except msgspec.ValidationError as exc:
@@ -173,11 +240,6 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
         api_base = key.default_base_url
     if api_base.endswith("/"):
         api_base = api_base.rstrip("/")
-    if api_base and not api_base.startswith(("http://", "https://")):
-        raise InvalidRequestError(
-            f"api_base {api_base!r} for {key.name} must start with http:// or https://",
-            provider=key.name,
-        )
     if api_key is config.api_key and api_base is config.api_base:
         return config
     return msgspec.structs.replace(config, api_key=api_key, api_base=api_base)

@@ -15,9 +15,9 @@ from typing import Any, cast
 
 import msgspec
 
-from llmkit import generics
+from llmkit import _http, generics
 from llmkit.config import Config, resolve_config, to_config
-from llmkit.errors import LLMError
+from llmkit.errors import InvalidRequestError, LLMError
 from llmkit.keys import ProviderKey, known_providers, resolve
 from llmkit.streaming import AsyncStream, Stream
 from llmkit.types import (
@@ -31,9 +31,11 @@ from llmkit.types import (
 )
 
 __all__ = [
+    "aclose_clients",
     "acompletion",
     "astream",
     "chat",
+    "close_clients",
     "completion",
     "list_providers",
     "openai_completion",
@@ -56,6 +58,10 @@ def _prepare(
 ) -> tuple[ProviderKey, ChatRequest, Config]:
     key = resolve(provider)
     try:
+        if type(model) is not str:
+            raise InvalidRequestError(
+                f"model must be a string such as 'gpt-4o-mini', not {type(model).__name__}"
+            )
         req = to_request(request, model=model)
         if req.stream is not streaming:
             # stream_options is refused by providers on a call that does not stream.
@@ -65,7 +71,7 @@ def _prepare(
         settings = resolve_config(key, to_config(config))
     except LLMError as exc:
         exc.provider = key.name
-        if exc.model is None:
+        if exc.model is None and type(model) is str:
             exc.model = model or None
         raise
     return key, req, settings
@@ -146,6 +152,12 @@ def chat(
     Raises:
         LLMError: as :func:`completion` does.
     """
+    if type(text) is not str:
+        raise InvalidRequestError(f"text must be a string, not {type(text).__name__}")
+    if system_prompt is not None and type(system_prompt) is not str:
+        raise InvalidRequestError(
+            f"system_prompt must be a string, not {type(system_prompt).__name__}"
+        )
     messages = [Message(role="user", content=text)]
     if system_prompt is not None:
         messages.insert(0, Message(role="system", content=system_prompt))
@@ -184,7 +196,13 @@ def provider_info(provider: str | ProviderKey) -> ProviderInfo:
 
 
 def provider_available(provider: str | ProviderKey) -> bool:
-    """Return whether the provider is installed and its API key variable is set."""
+    """Return whether the provider is installed and its API key variable is set.
+
+    Raises:
+        InvalidRequestError: ``provider`` is neither a string nor a key.
+    """
+    if type(provider) is not str and not isinstance(provider, ProviderKey):
+        resolve(provider)  # raises the type error
     try:
         key = resolve(provider)
     except LLMError:
@@ -210,6 +228,31 @@ def validate_request(provider: str | ProviderKey, request: Request) -> ChatReque
         model = request.get("model")
     if not isinstance(model, str):
         model = ""
-    req = _prepare(key, model, request, Config(api_key="validation-only"), False)[1]
-    generics.encode_request(key, req, resolve_config(key, Config(api_key="validation-only")))
+    req = _prepare(key, model, request, _VALIDATION_ONLY, False)[1]
+    try:
+        generics.build_call(key, req, resolve_config(key, _VALIDATION_ONLY))
+    except LLMError as exc:
+        exc.provider = key.name
+        raise
     return req
+
+
+_VALIDATION_ONLY = Config(api_key="validation-only")
+
+
+def close_clients() -> None:
+    """Close llmkit's pooled sync HTTP clients; later calls open new ones.
+
+    Also runs at interpreter exit.
+    """
+    _http.close_clients()
+
+
+async def aclose_clients() -> None:
+    """Close the pooled async HTTP clients of the running event loop.
+
+    ``asyncio.run`` closes them by itself when its loop shuts down; call this
+    before closing a loop you manage yourself (``loop.close()`` alone leaves
+    their connections open). Later calls on the loop open new clients.
+    """
+    await _http.aclose_clients()

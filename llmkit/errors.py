@@ -38,6 +38,7 @@ __all__ = [
     "StreamInterruptedError",
     "TimeoutError",
     "scrub",
+    "scrub_error",
 ]
 
 
@@ -162,3 +163,21 @@ def scrub(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 8 and secret in text:
         return text.replace(secret, "***")
     return text
+
+
+def scrub_error(error: LLMError, secrets: tuple[str, ...]) -> LLMError:
+    """Scrub every secret from every text field of ``error``, in place; return it.
+
+    Providers echo what they were sent: a key can come back in the message,
+    the error code or type, or a request-id header.
+    """
+    for secret in secrets:
+        for name in ("message", "code", "request_id", "model", "provider"):
+            text = getattr(error, name)
+            if isinstance(text, str):
+                cleaned = scrub(text, secret)
+                if cleaned is not text:
+                    setattr(error, name, cleaned)
+    if error.args != (error.message,):
+        error.args = (error.message,)
+    return error

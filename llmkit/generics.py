@@ -26,15 +26,17 @@ from typing import Any, cast
 import plum
 
 from llmkit import _http
+from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import SSEEvent
 from llmkit.config import SECRET_HEADERS, Config
-from llmkit.errors import InvalidRequestError, LLMError, scrub
+from llmkit.errors import InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
 from llmkit.types import Capabilities, ChatRequest, HttpCall, HttpResponse, StreamState
 
 __all__ = [
     "acompletion",
+    "build_call",
     "capabilities",
     "completion",
     "decode_error",
@@ -108,12 +110,62 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
     """
 
 
-def _secrets(config: Config) -> tuple[str, ...]:
+def _secrets(config: Config, request: ChatRequest) -> tuple[str, ...]:
     found = [config.api_key] if config.api_key else []
-    for name, value in (config.headers or {}).items():
-        if name.lower() in SECRET_HEADERS:
-            found.append(value.removeprefix("Bearer ").strip())
+    for headers in (config.headers, request.extra_headers):
+        if not headers:
+            continue
+        for name, value in headers.items():
+            if name.lower() in SECRET_HEADERS and isinstance(value, str):
+                found.append(value.strip())
+                # "Bearer sk-...", "bearer sk-...", "Basic ...": the token alone too.
+                scheme, _, token = value.strip().partition(" ")
+                if token and scheme.isalpha():
+                    found.append(token.strip())
     return tuple(found)
+
+
+def _missing(key: ProviderKey, exc: Exception) -> LLMError:
+    # plum's message quotes the call's arguments, the whole request among
+    # them; only the function's name is taken from it.
+    text = str(exc)
+    name = text[1 : text.index("(")] if text.startswith("`") and "(" in text else "a method"
+    return LLMError(
+        f"{key.name} has no {name} method for these arguments: its provider package did "
+        f"not register one (or is still being imported); fix or reinstall the package",
+        provider=key.name,
+    )
+
+
+def build_call(key: ProviderKey, request: ChatRequest, config: Config) -> HttpCall:
+    """Run the provider's ``encode_request``, turning every failure into an ``LLMError``.
+
+    Raises:
+        InvalidRequestError: the request holds something no wire can carry (a
+            lone surrogate, an object JSON has no form for, nesting too deep);
+            the message names its path.
+        LLMError: the provider registers no ``encode_request``, or its codec failed.
+    """
+    try:
+        return cast(HttpCall, encode_request(key, request, config))
+    except LLMError:
+        raise
+    except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+        raise _missing(key, exc) from None
+    except Exception as exc:
+        # Encoders stop at the first bad value without saying where it is;
+        # the slow walk runs only now, on failure, to name the path.
+        problem = json_problem(request, "$", max_depth=MAX_JSON_DEPTH)
+        if problem is not None:
+            raise InvalidRequestError(
+                f"invalid request: {problem}", provider=key.name, model=request.model
+            ) from None
+        raise LLMError(
+            f"{key.name}'s codec could not encode the request ({type(exc).__name__}); "
+            "report it to the provider package",
+            provider=key.name,
+            model=request.model,
+        ) from None
 
 
 def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLMError:
@@ -140,6 +192,9 @@ class _Context:
     def from_response(self, response: HttpResponse) -> LLMError:
         try:
             error = cast(LLMError, decode_error(self.key, response, self.request))
+        except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+            error = _missing(self.key, exc)
+            error.retryable = False
         except Exception as exc:
             # A codec that fails on an error body must not hide the error itself.
             error = _unreadable(self.key, response, exc)
@@ -160,14 +215,8 @@ class _Context:
                 error.request_id = headers.get("x-request-id") or headers.get("request-id")
             if error.retry_after is None and error.retryable:
                 error.retry_after = _http.parse_retry_after(headers)
-        # Providers sometimes echo the key back ("Incorrect API key provided: sk-...").
-        message = error.message
-        for secret in _secrets(self.config):
-            message = scrub(message, secret)
-        if message is not error.message:
-            error.message = message
-            error.args = (message,)
-        return error
+        # Providers echo what they were sent ("Incorrect API key provided: sk-...").
+        return scrub_error(error, _secrets(self.config, self.request))
 
 
 def _pipeline(
@@ -205,6 +254,8 @@ def _decoded(
         return decode_response(key, response, request)
     except LLMError as error:
         raise context.annotate(error, response.headers) from error.__cause__
+    except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+        raise context.annotate(_missing(key, exc), response.headers) from None
     except Exception as exc:
         raise context.annotate(_unreadable(key, response, exc), response.headers) from exc
 
@@ -217,25 +268,25 @@ def _no_capabilities(key: ProviderKey) -> Any:
 
 @completion.dispatch
 def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
-    call = cast(HttpCall, encode_request(key, request, config))
+    call = build_call(key, request, config)
     context = _Context(key, request, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
         body = _http.send(call, config, context)
         context.headers = body.headers
-        return Stream(body, pipeline, body.close)
+        return Stream(body, pipeline, body.close, body.drain)
     response = _http.send(call, config, context)
     return _decoded(key, response, request, context)
 
 
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
-    call = cast(HttpCall, encode_request(key, request, config))
+    call = build_call(key, request, config)
     context = _Context(key, request, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
         body = await _http.asend(call, config, context)
         context.headers = body.headers
-        return AsyncStream(body, pipeline, body.aclose)
+        return AsyncStream(body, pipeline, body.aclose, body.adrain)
     response = await _http.asend(call, config, context)
     return _decoded(key, response, request, context)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import difflib
 import threading
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar
 
-from llmkit.errors import ProviderNotFoundError
+from llmkit.errors import InvalidRequestError, ProviderNotFoundError
 
 __all__ = ["ENTRY_POINT_GROUP", "ProviderKey", "known_providers", "load_entry_points", "resolve"]
 
@@ -27,6 +27,12 @@ _loaded = False
 _loading = False
 # Re-entrant: a plug-in may look providers up while it is being imported.
 _lock = threading.RLock()
+# Keys defined while an entry point is being imported, by the importing
+# thread: published only once the import returns, when the module has
+# registered its methods. A key published at class definition could be
+# resolved by another thread before it has any method.
+_pending: dict[str, ProviderKey] = {}
+_loader: int | None = None
 
 
 class ProviderKey:
@@ -51,7 +57,11 @@ class ProviderKey:
         if "name" in cls.__dict__ and cls.name:
             if cls.name != cls.name.lower():
                 raise ValueError(f"provider name {cls.name!r} must be lowercase")
-            _table[cls.name] = cls()
+            if _loader is not None and _loader == threading.get_ident():
+                _pending[cls.name] = cls()
+            else:
+                # Defined in a script or a test: usable at once.
+                _table[cls.name] = cls()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -88,7 +98,7 @@ def _load_all() -> None:
         if ep.name in _table:
             continue
         try:
-            key_type = ep.load()
+            key_type = _import_entry_point(ep)
         except Exception as exc:  # a broken plug-in must not break the others
             _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -98,15 +108,39 @@ def _load_all() -> None:
             _load_errors[ep.name] = f"entry point {ep.value!r} is not a ProviderKey subclass"
 
 
+def _import_entry_point(ep: EntryPoint) -> object:
+    """Load ``ep``; publish the keys its module defines once the import has returned."""
+    global _loader
+    _loader = threading.get_ident()
+    try:
+        loaded = ep.load()
+    except BaseException:
+        _pending.clear()
+        raise
+    finally:
+        _loader = None
+    # The module ran to its end: its keys have their methods now.
+    for name, key in _pending.items():
+        _table.setdefault(name, key)
+    _pending.clear()
+    return loaded
+
+
 def resolve(provider: str | ProviderKey) -> ProviderKey:
     """Return the key for a provider name (or the key itself).
 
     Raises:
         ProviderNotFoundError: no provider has this name; the message lists
             the known names and the closest match.
+        InvalidRequestError: ``provider`` is neither a string nor a key.
     """
-    if isinstance(provider, ProviderKey):
-        return provider
+    if type(provider) is not str:
+        if isinstance(provider, ProviderKey):
+            return provider
+        raise InvalidRequestError(
+            f"provider must be a name (str) or a ProviderKey, not {type(provider).__name__}; "
+            "pass e.g. 'openai'"
+        )
     key = _table.get(provider)
     if key is not None:
         return key
@@ -114,10 +148,11 @@ def resolve(provider: str | ProviderKey) -> ProviderKey:
     key = _table.get(provider)
     if key is not None:
         return key
-    if not isinstance(provider, str):
-        raise ProviderNotFoundError(
-            f"provider must be a name or a ProviderKey, not {type(provider).__name__}"
-        )
+    if _loader is not None and _loader == threading.get_ident():
+        # A plug-in resolving a key of its own while it is being imported.
+        key = _pending.get(provider)
+        if key is not None:
+            return key
     if provider in _load_errors:
         raise ProviderNotFoundError(
             f"Provider {provider!r} is installed but failed to load ({_load_errors[provider]}); "

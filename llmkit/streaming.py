@@ -51,9 +51,15 @@ def _same(error: LLMError) -> LLMError:
 
 
 class EventPipeline:
-    """Bytes in, chunks out: framing plus the provider's event decoder."""
+    """Bytes in, chunks out: framing plus the provider's event decoder.
 
-    __slots__ = ("_annotate", "_decode", "_framer", "state")
+    Two things end a stream early, whatever else the same network read
+    holds: the provider's end marker (``state.done``), after which nothing
+    is decoded, and an error event, kept in :attr:`error` after the chunks
+    that came before it. The stream shells yield those chunks, then raise.
+    """
+
+    __slots__ = ("_annotate", "_decode", "_framer", "error", "state")
 
     def __init__(
         self,
@@ -68,36 +74,44 @@ class EventPipeline:
         self._decode = decode
         self._annotate = annotate
         self.state = state
+        self.error: LLMError | None = None
 
     def _run(self, events: Iterable[Any]) -> list[StreamChunk]:
         out: list[StreamChunk] = []
+        if self.error is not None:
+            return out
         decode = self._decode
         state = self.state
         for event in events:
+            if state.done:
+                break  # the end marker ends the stream: what follows is not the answer
             try:
                 item = decode(event, state)
-            except LLMError:
-                raise
+            except LLMError as exc:
+                self.error = self._annotate(exc)
+                break
             except Exception as exc:
                 # A codec bug or an event it cannot read must not escape the hierarchy.
-                raise self._annotate(
-                    LLMError(
-                        f"could not decode a stream event from {state.provider or 'the provider'} "
-                        f"({type(exc).__name__}: {exc}); report it to the provider package",
-                    )
-                ) from exc
+                error = LLMError(
+                    f"could not decode a stream event from {state.provider or 'the provider'} "
+                    f"({type(exc).__name__}: {exc}); report it to the provider package",
+                )
+                error.__cause__ = exc
+                self.error = self._annotate(error)
+                break
             if item is None:
                 continue
             if isinstance(item, LLMError):
-                raise self._annotate(item)
+                self.error = self._annotate(item)
+                break
             out.append(item)
         return out
 
     def feed(self, data: bytes) -> list[StreamChunk]:
         """Return the chunks completed by ``data``.
 
-        Raises:
-            LLMError: the provider sent an error event mid-stream.
+        After an error event, :attr:`error` is set and the chunks before it
+        are returned; after the end marker, ``state.done`` is set.
         """
         return self._run(self._framer.feed(data))
 
@@ -107,15 +121,19 @@ class EventPipeline:
         Raises:
             StreamInterruptedError: the body ended before the provider's end marker.
         """
-        try:
-            out = self._run(self._framer.flush())
-        except LLMError as exc:
+        if self.state.done:
+            return []
+        out = self._run(self._framer.flush())
+        if self.error is not None:
             if self.state.done:
-                raise
+                return out
             # A half-received last event fails to decode; the cause is the cut, not the event.
-            raise self._interrupted() from exc
+            cut = self._interrupted()
+            cut.__cause__ = self.error
+            self.error = cut
+            return out
         if not self.state.done:
-            raise self._interrupted()
+            self.error = self._interrupted()
         return out
 
     def _interrupted(self) -> LLMError:
@@ -145,11 +163,12 @@ class Stream:
         body: Iterable[bytes],
         pipeline: EventPipeline,
         close: Callable[[], None],
+        drain: Callable[[], None] | None = None,
     ) -> None:
         self._close = close
         self._record = _Record()
         self.provider = pipeline.state.provider
-        self._gen = _chunks(body, pipeline, self._record, close)
+        self._gen = _chunks(body, pipeline, self._record, close, drain)
         # The response is closed when the generator goes, however it goes:
         # finished, broken off, or dropped before it ever ran (a generator that
         # never started has no finally to run). It must not refer back to the
@@ -199,11 +218,12 @@ class AsyncStream:
         body: AsyncIterable[bytes],
         pipeline: EventPipeline,
         aclose: Callable[[], Awaitable[None]],
+        adrain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._aclose = aclose
         self._record = _Record()
         self.provider = pipeline.state.provider
-        self._gen = _achunks(body, pipeline, self._record, aclose)
+        self._gen = _achunks(body, pipeline, self._record, aclose, adrain)
         weakref.finalize(self._gen, _schedule_close, self._record, aclose).atexit = False
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
@@ -278,18 +298,32 @@ class _Record:
 
 
 def _chunks(
-    body: Iterable[bytes], pipeline: EventPipeline, record: _Record, close: Callable[[], None]
+    body: Iterable[bytes],
+    pipeline: EventPipeline,
+    record: _Record,
+    close: Callable[[], None],
+    drain: Callable[[], None] | None,
 ) -> Generator[StreamChunk, None, None]:
     seen = record.chunks.append
+    state = pipeline.state
     try:
         for data in body:
             for chunk in pipeline.feed(data):
                 seen(chunk)
                 yield chunk
-        for chunk in pipeline.finish():
-            seen(chunk)
-            yield chunk
+            if pipeline.error is not None:
+                raise pipeline.error
+            if state.done:
+                break
+        else:
+            for chunk in pipeline.finish():
+                seen(chunk)
+                yield chunk
+            if pipeline.error is not None:
+                raise pipeline.error
         record.end = True
+        if drain is not None and state.done:
+            drain()
     except LLMError as error:
         record.end = error
         raise
@@ -302,17 +336,28 @@ async def _achunks(
     pipeline: EventPipeline,
     record: _Record,
     aclose: Callable[[], Awaitable[None]],
+    adrain: Callable[[], Awaitable[None]] | None,
 ) -> AsyncGenerator[StreamChunk, None]:
     seen = record.chunks.append
+    state = pipeline.state
     try:
         async for data in body:
             for chunk in pipeline.feed(data):
                 seen(chunk)
                 yield chunk
-        for chunk in pipeline.finish():
-            seen(chunk)
-            yield chunk
+            if pipeline.error is not None:
+                raise pipeline.error
+            if state.done:
+                break
+        else:
+            for chunk in pipeline.finish():
+                seen(chunk)
+                yield chunk
+            if pipeline.error is not None:
+                raise pipeline.error
         record.end = True
+        if adrain is not None and state.done:
+            await adrain()
     except LLMError as error:
         record.end = error
         raise

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from llmkit._checks import MAX_JSON_DEPTH, free_form_problem, header_problem, json_problem
 from llmkit.errors import InvalidRequestError
 
 __all__ = [
@@ -481,6 +482,17 @@ def check_request(request: ChatRequest) -> ChatRequest:
             "response_format type 'json_schema' needs json_schema={'name': ..., 'schema': {...}}",
             model,
         )
+    headers = request.extra_headers
+    if headers:
+        for name, value in headers.items():
+            problem = header_problem(name, value, "extra_headers")
+            if problem is not None:
+                raise _bad(problem, model)
+    free = _free_form(request)
+    if free:
+        problem = free_form_problem(free)
+        if problem is not None:
+            raise _bad(f"invalid request: {problem}", model)
     if request.tool_choice not in (None, "auto", "none") and not request.tools:
         raise _bad("tool_choice asks for a tool call but tools is empty; pass tools=", model)
     if isinstance(request.tool_choice, ToolChoice) and request.tools:
@@ -488,6 +500,76 @@ def check_request(request: ChatRequest) -> ChatRequest:
         if all(tool.function.name != wanted for tool in request.tools):
             raise _bad(f"tool_choice names {wanted!r}, which is not among tools", model)
     return request
+
+
+def _free_form(request: ChatRequest) -> list[tuple[str, Any]]:
+    # The fields typed Any: nothing but free_form_problem looks inside them.
+    found: list[tuple[str, Any]] = []
+    if request.extra_body is not None:
+        found.append(("$.extra_body", request.extra_body))
+    if request.tools:
+        for i, tool in enumerate(request.tools):
+            if tool.function.parameters is not None:
+                found.append((f"$.tools[{i}].function.parameters", tool.function.parameters))
+    fmt = request.response_format
+    if fmt is not None and fmt.json_schema is not None and fmt.json_schema.schema is not None:
+        found.append(("$.response_format.json_schema.schema", fmt.json_schema.schema))
+    return found
+
+
+_ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
+_NO_MESSAGES: list[Message] = []
+
+
+def _checked_struct(request: ChatRequest) -> ChatRequest:
+    """Give a ``ChatRequest`` built in code the checks a converted dict gets.
+
+    msgspec checks types when it converts or decodes, not when a struct is
+    constructed, so ``ChatRequest(temperature="hot")`` is accepted as it is.
+    Converting the builtins form validates everything, with paths; the
+    messages, which dominate long histories, take a fast path when they
+    are plain text messages and are converted one by one otherwise.
+
+    Raises:
+        InvalidRequestError: a field of the wrong type; the path is named.
+    """
+    messages = request.messages
+    if type(messages) is not list:
+        raise InvalidRequestError(
+            f"invalid request: messages must be a list, not {type(messages).__name__}",
+            model=request.model if type(request.model) is str else None,
+        )
+    _convert(msgspec.structs.replace(request, messages=_NO_MESSAGES), ChatRequest, "$")
+    for i, message in enumerate(messages):
+        if (
+            type(message) is Message
+            and type(message.content) is str
+            and message.role in _ROLES
+            and message.name is None
+            and message.tool_calls is None
+            and message.tool_call_id is None
+            and message.refusal is None
+        ):
+            continue
+        if isinstance(message, Message):
+            _convert(message, Message, f"$.messages[{i}]")
+        # Anything else is named by check_request, which runs next.
+    return request
+
+
+def _convert(value: msgspec.Struct, kind: type[msgspec.Struct], path: str) -> None:
+    try:
+        msgspec.convert(msgspec.to_builtins(value), kind)
+    except msgspec.ValidationError as exc:
+        # msgspec names paths from the converted value's root ("$.content").
+        raise InvalidRequestError(
+            f"invalid request: {str(exc).replace('`$', '`' + path)}"
+        ) from None
+    except (TypeError, ValueError, UnicodeError, RecursionError, OverflowError) as exc:
+        problem = json_problem(value, path, max_depth=MAX_JSON_DEPTH)
+        raise InvalidRequestError(
+            f"invalid request: {problem or type(exc).__name__ + ' while reading it'}"
+        ) from None
 
 
 def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = None) -> ChatRequest:
@@ -501,10 +583,12 @@ def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = No
         InvalidRequestError: the dict does not fit; the message names the path
             of the bad value and what was expected.
     """
+    if model is not None and type(model) is not str:
+        raise InvalidRequestError(f"model must be a string, not {type(model).__name__}")
     if isinstance(value, ChatRequest):
         if model is not None and value.model != model:
-            return msgspec.structs.replace(value, model=model)
-        return value
+            value = msgspec.structs.replace(value, model=model)
+        return _checked_struct(value)
     if not isinstance(value, Mapping):
         raise InvalidRequestError(
             f"request must be a ChatRequest or a dict, not {type(value).__name__}; "

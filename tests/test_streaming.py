@@ -116,9 +116,9 @@ def _decode(event: SSEEvent, state: StreamState) -> StreamChunk | llmkit.LLMErro
 def test_pipeline_requires_end_marker() -> None:
     pipeline = EventPipeline("sse", _decode, StreamState(provider="p", model="m"))
     assert [c.id for c in pipeline.feed(b"data: a\n\ndata: b\n\n")] == ["a", "b"]
-    with pytest.raises(llmkit.StreamInterruptedError) as info:
-        pipeline.finish()
-    assert info.value.provider == "p"
+    assert pipeline.finish() == []
+    assert isinstance(pipeline.error, llmkit.StreamInterruptedError)
+    assert pipeline.error.provider == "p"
 
 
 def test_pipeline_finishes_after_end_marker() -> None:
@@ -128,10 +128,26 @@ def test_pipeline_finishes_after_end_marker() -> None:
     assert pipeline.finish() == []
 
 
-def test_pipeline_raises_error_event() -> None:
+def test_pipeline_keeps_chunks_before_error_event() -> None:
     pipeline = EventPipeline("sse", _decode, StreamState())
-    with pytest.raises(llmkit.ServiceUnavailableError, match="mid-stream"):
-        pipeline.feed(b"data: a\n\ndata: err\n\n")
+    # Both chunks before the error come out, whatever the network read held.
+    assert [c.id for c in pipeline.feed(b"data: a\n\ndata: b\n\ndata: err\n\ndata: c\n\n")] == [
+        "a",
+        "b",
+    ]
+    assert isinstance(pipeline.error, llmkit.ServiceUnavailableError)
+    assert "mid-stream" in str(pipeline.error)
+    assert pipeline.feed(b"data: d\n\n") == []
+
+
+def test_pipeline_ignores_events_after_end_marker() -> None:
+    pipeline = EventPipeline("sse", _decode, StreamState())
+    assert [c.id for c in pipeline.feed(b"data: a\n\ndata: [DONE]\n\ndata: x\n\ndata: err\n\n")] == [
+        "a"
+    ]
+    assert pipeline.error is None
+    assert pipeline.finish() == []
+    assert pipeline.error is None
 
 
 def test_pipeline_ndjson_framing() -> None:

@@ -168,9 +168,23 @@ def _encode(key: OpenAICompatible, request: ChatRequest, config: Config) -> Any:
 @decode_response.dispatch
 def _decode_response(key: OpenAICompatible, response: HttpResponse, request: ChatRequest) -> Any:
     try:
-        return _DECODE_RESPONSE.decode(response.body)
+        decoded = _DECODE_RESPONSE.decode(response.body)
     except msgspec.DecodeError as exc:
         return _raise_malformed(key, response, request, exc)
+    if not decoded.choices:
+        # Some gateways answer 200 with an error envelope; others with {} when
+        # api_base points at something that is not a chat-completions endpoint.
+        if _has_error(response.body):
+            raise error_from_body(key, None, response.body, request.model)
+        raise LLMError(
+            f"{key.name} answered {response.status} with a body that is not a chat "
+            "completion (it has no choices); check api_base points at an "
+            "OpenAI-compatible /chat/completions endpoint",
+            provider=key.name,
+            model=request.model,
+            status=response.status,
+        )
+    return decoded
 
 
 def _raise_malformed(
