@@ -29,8 +29,16 @@ MAX_JSON_DEPTH = 100
 # Headers that frame the message or the connection: the transport writes them,
 # and a user's value would corrupt the request (h11 refuses some mid-send).
 OWNED_HEADERS = frozenset(
-    ("content-length", "host", "transfer-encoding", "connection")
-    + ("keep-alive", "te", "trailer", "upgrade")
+    [
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ]
 )
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
