@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "MAX_JSON_DEPTH",
     "OWNED_HEADERS",
+    "SURROGATE",
     "free_form_problem",
     "header_problem",
     "json_problem",
@@ -41,14 +42,14 @@ OWNED_HEADERS = frozenset(
     ]
 )
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 # RFC 9110 token characters: what a header name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _string_problem(text: str, path: str) -> str | None:
     # isascii() runs in C and settles the common case without a scan.
-    if not text.isascii() and _SURROGATE.search(text) is not None:
+    if not text.isascii() and SURROGATE.search(text) is not None:
         return (
             f"{path} holds a lone surrogate (a half of a UTF-16 pair), which UTF-8 "
             "cannot encode; decode the text with errors='replace' or remove it"

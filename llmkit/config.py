@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from llmkit._checks import header_problem, json_problem
+from llmkit._checks import SURROGATE as _SURROGATE
+from llmkit._checks import header_problem
 from llmkit.errors import AuthenticationError, InvalidRequestError
 from llmkit.keys import ProviderKey
 
@@ -149,6 +150,8 @@ def _check_api_base(api_base: Any) -> None:
         raise InvalidRequestError(
             f"config api_base must be a string URL, not {type(api_base).__name__}"
         )
+    if not api_base or api_base in _checked_bases:
+        return  # no base (the codec's path is used as it is), or known good
     if not api_base.startswith(("http://", "https://")):
         raise InvalidRequestError(
             f"api_base must start with http:// or https://, not {_shown_value(api_base)}"
@@ -161,12 +164,23 @@ def _check_api_base(api_base: Any) -> None:
             f"api_base for {host!r} holds credentials (user:password@); remove them and "
             "pass the key as api_key= or a header in headers="
         )
-    problem = json_problem(api_base, "api_base")
-    if problem is not None or not api_base.isprintable() or " " in api_base:
+    # Runs on every call (resolve_config replaces the struct): C-level tests only.
+    if (
+        not api_base.isprintable()
+        or " " in api_base
+        or (not api_base.isascii() and _SURROGATE.search(api_base))
+    ):
         raise InvalidRequestError(
-            f"api_base for {authority.rsplit('@', 1)[-1]!r} holds spaces, control characters "
-            "or lone surrogates; percent-encode them"
+            f"api_base for {authority!r} holds spaces, control characters or lone "
+            "surrogates; percent-encode them"
         )
+    if len(_checked_bases) < 256:
+        _checked_bases[api_base] = None
+
+
+# resolve_config rebuilds the Config (and so reruns these checks) on every
+# call; the few base URLs a process uses are checked once.
+_checked_bases: dict[str, None] = {}
 
 
 _EMPTY = Config()
