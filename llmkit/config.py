@@ -89,11 +89,19 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"config retries must be a whole number from 0 to {MAX_RETRIES}, "
                 f"not {_shown_value(retries)}"
             )
-        if self.api_key is not None and type(self.api_key) is not str:
-            # The value is not shown: it may be a credential of another type.
-            raise InvalidRequestError(
-                f"config api_key must be a string, not {type(self.api_key).__name__}"
-            )
+        api_key = self.api_key
+        if api_key is not None:
+            if type(api_key) is not str:
+                # The value is not shown: it may be a credential of another type.
+                raise InvalidRequestError(
+                    f"config api_key must be a string, not {type(api_key).__name__}"
+                )
+            if not _header_safe(api_key.strip()):
+                # The same error as a bad key from the environment gets.
+                raise AuthenticationError(
+                    "the API key holds spaces, line breaks or non-ASCII characters; "
+                    "check the value you pass as api_key="
+                )
         if self.api_base is not None:
             _check_api_base(self.api_base)
         headers = self.headers
@@ -150,8 +158,8 @@ def _check_api_base(api_base: Any) -> None:
         raise InvalidRequestError(
             f"config api_base must be a string URL, not {type(api_base).__name__}"
         )
-    if not api_base or api_base in _checked_bases:
-        return  # no base (the codec's path is used as it is), or known good
+    if api_base in _checked_bases:
+        return
     if not api_base.startswith(("http://", "https://")):
         raise InvalidRequestError(
             f"api_base must start with http:// or https://, not {_shown_value(api_base)}"
@@ -210,17 +218,27 @@ def to_config(config: Config | Mapping[str, Any] | None) -> Config:
     except msgspec.ValidationError as exc:
         known = ", ".join(Config.__struct_fields__)
         raise InvalidRequestError(f"invalid config: {exc}. Config fields are: {known}") from exc
+    except UnicodeError:
+        # msgspec fails to quote a bad value holding a lone surrogate; the
+        # value is not shown here either (it may be the key).
+        raise InvalidRequestError(
+            "invalid config: a value holds a lone surrogate (half of a UTF-16 pair)"
+        ) from None
     except TypeError as exc:
         raise InvalidRequestError(f"config must be a dict or a Config: {exc}") from exc
+
+
+def _header_safe(token: str) -> bool:
+    # isprintable() is False for line breaks, tabs and other controls; a space
+    # is printable, so it is looked for apart. All three checks run in C.
+    return token.isascii() and token.isprintable() and " " not in token
 
 
 def _clean_key(key: ProviderKey, api_key: str) -> str:
     # A key read from a file often ends in a newline; anything else odd is refused
     # here, before it can reach an HTTP header (and the header's error message).
     stripped = api_key.strip()
-    # isprintable() is False for line breaks, tabs and other controls; a space
-    # is printable, so it is looked for apart. All three checks run in C.
-    if not (stripped.isascii() and stripped.isprintable()) or " " in stripped:
+    if not _header_safe(stripped):
         where = key.api_key_env or "api_key="
         raise AuthenticationError(
             f"the API key for {key.name} holds spaces, line breaks or non-ASCII "
@@ -250,9 +268,10 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
             )
     if api_key is not None:
         api_key = _clean_key(key, api_key)
-    if api_base is None:
+    if api_base is None and key.default_base_url:
+        # A key without a default leaves it None: its codec builds whole URLs.
         api_base = key.default_base_url
-    if api_base.endswith("/"):
+    if api_base is not None and api_base.endswith("/"):
         api_base = api_base.rstrip("/")
     if api_key is config.api_key and api_base is config.api_base:
         return config

@@ -601,6 +601,10 @@ def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = No
         request = msgspec.convert(data, ChatRequest)
     except msgspec.ValidationError as exc:
         raise InvalidRequestError(f"invalid request: {exc}", model=model) from exc
+    except UnicodeError:
+        # msgspec fails to quote a bad value holding a lone surrogate in its message.
+        problem = json_problem(data, "$") or "a string holds a lone surrogate"
+        raise InvalidRequestError(f"invalid request: {problem}", model=model) from None
     _check_message_fields(data.get("messages"), model)
     return request
 
