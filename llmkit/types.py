@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -518,6 +518,7 @@ def _free_form(request: ChatRequest) -> list[tuple[str, Any]]:
 
 
 _ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
+_Checked = TypeVar("_Checked", bound=msgspec.Struct)
 _NO_MESSAGES: list[Message] = []
 
 
@@ -526,9 +527,11 @@ def _checked_struct(request: ChatRequest) -> ChatRequest:
 
     msgspec checks types when it converts or decodes, not when a struct is
     constructed, so ``ChatRequest(temperature="hot")`` is accepted as it is.
-    Converting the builtins form validates everything, with paths; the
-    messages, which dominate long histories, take a fast path when they
-    are plain text messages and are converted one by one otherwise.
+    Converting the builtins form validates everything, with paths, and what
+    comes back is used: a dict where a struct belongs (``tools=[{...}]``,
+    a dict message) becomes that struct, as in a dict request. The
+    messages, which dominate long histories, take a fast path when they are
+    plain text messages and are converted one by one otherwise.
 
     Raises:
         InvalidRequestError: a field of the wrong type; the path is named.
@@ -539,7 +542,17 @@ def _checked_struct(request: ChatRequest) -> ChatRequest:
             f"invalid request: messages must be a list, not {type(messages).__name__}",
             model=request.model if type(request.model) is str else None,
         )
-    _convert(msgspec.structs.replace(request, messages=_NO_MESSAGES), ChatRequest, "$")
+    # Tools built as structs with the right types skip the conversion, which
+    # would copy their (often large) parameter schemas.
+    tools = request.tools
+    plain_tools = tools is None or (type(tools) is list and all(map(_plain_tool, tools)))
+    rest = msgspec.structs.replace(
+        request, messages=_NO_MESSAGES, tools=None if plain_tools else tools
+    )
+    top = _convert(rest, ChatRequest, "$")
+    if plain_tools and tools is not None:
+        top = msgspec.structs.replace(top, tools=tools)
+    checked: list[Message] | None = None
     for i, message in enumerate(messages):
         if (
             type(message) is Message
@@ -551,15 +564,63 @@ def _checked_struct(request: ChatRequest) -> ChatRequest:
             and message.refusal is None
         ):
             continue
-        if isinstance(message, Message):
-            _convert(message, Message, f"$.messages[{i}]")
-        # Anything else is named by check_request, which runs next.
-    return request
+        converted = _convert(message, Message, f"$.messages[{i}]")
+        if checked is None:
+            checked = list(messages)
+        checked[i] = converted
+    if checked is None and _same_structs(request, top):
+        return request  # the common case: nothing was a dict, keep the caller's object
+    return msgspec.structs.replace(top, messages=messages if checked is None else checked)
 
 
-def _convert(value: msgspec.Struct, kind: type[msgspec.Struct], path: str) -> None:
+_PLAIN = frozenset((str, int, float, bool, dict, type(None)))
+_STR_OR_NONE = frozenset((str, type(None)))
+
+
+def _plain_tool(tool: Any) -> bool:
+    if type(tool) is not Tool or type(tool.type) is not str:
+        return False
+    function = tool.function
+    return (
+        type(function) is Function
+        and type(function.name) is str
+        and type(function.description) in _STR_OR_NONE
+        and (function.parameters is None or type(function.parameters) is dict)
+        and (function.strict is None or type(function.strict) is bool)
+    )
+
+
+# The request fields that hold structs (messages are checked one by one).
+_STRUCT_FIELDS = ("tools", "tool_choice", "response_format", "stream_options")
+
+
+def _same_structs(mine: ChatRequest, checked: ChatRequest) -> bool:
+    # Whether every struct in the converted request stood as that struct in
+    # the original too (not as a dict); free-form values are not entered.
+    stack: list[tuple[Any, Any]] = []
+    for name in _STRUCT_FIELDS:
+        value, original = getattr(checked, name), getattr(mine, name)
+        if value is not None and type(value) is not str and value is not original:
+            stack.append((original, value))
+    while stack:
+        a, b = stack.pop()
+        if type(b) in _PLAIN:
+            continue
+        fields = getattr(type(b), "__struct_fields__", None)
+        if fields is not None:
+            if type(a) is not type(b):
+                return False
+            stack.extend([(getattr(a, f), getattr(b, f)) for f in fields])
+        elif type(b) is list:
+            if type(a) is not list or len(a) != len(b):
+                return False
+            stack.extend(zip(a, b, strict=True))
+    return True
+
+
+def _convert(value: Any, kind: type[_Checked], path: str) -> _Checked:
     try:
-        msgspec.convert(msgspec.to_builtins(value), kind)
+        return msgspec.convert(msgspec.to_builtins(value), kind)
     except msgspec.ValidationError as exc:
         # msgspec names paths from the converted value's root ("$.content").
         raise InvalidRequestError(

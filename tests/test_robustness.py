@@ -134,10 +134,22 @@ def test_robust_config_values_checked(config: dict[str, Any], fragment: str) -> 
         Config(**config)
 
 
-def test_robust_struct_request_with_dict_messages() -> None:
-    request = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])  # type: ignore[list-item]
-    with pytest.raises(llmkit.InvalidRequestError, match=r"messages\[0\] is a dict"):
-        core.validate_request("openai", request)
+def test_robust_struct_request_with_dict_parts_converted_and_checked() -> None:
+    # Dicts where structs belong are converted and validated, as in a dict request.
+    request = ChatRequest(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],  # type: ignore[list-item]
+        response_format={"type": "json_object"},  # type: ignore[arg-type]
+        tools=[{"type": "function", "function": {"name": "f"}}],  # type: ignore[list-item]
+    )
+    checked = core.validate_request("openai", request)
+    assert checked.messages == [Message(role="user", content="hi")]
+    assert checked.response_format == llmkit.types.ResponseFormat(type="json_object")
+    assert checked.tools is not None
+    assert checked.tools[0].function.name == "f"
+    bad = ChatRequest(model="m", messages=[{"role": "robot", "content": "hi"}])  # type: ignore[list-item]
+    with pytest.raises(llmkit.InvalidRequestError, match=r"\$\.messages\[0\]\.role"):
+        core.validate_request("openai", bad)
 
 
 def test_robust_validate_request_rejects_non_mapping() -> None:

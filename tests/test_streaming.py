@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import pytest
-
 import llmkit
 from llmkit._framing import SSEEvent
 from llmkit.streaming import EventPipeline, accumulate
@@ -142,9 +140,9 @@ def test_pipeline_keeps_chunks_before_error_event() -> None:
 
 def test_pipeline_ignores_events_after_end_marker() -> None:
     pipeline = EventPipeline("sse", _decode, StreamState())
-    assert [c.id for c in pipeline.feed(b"data: a\n\ndata: [DONE]\n\ndata: x\n\ndata: err\n\n")] == [
-        "a"
-    ]
+    assert [
+        c.id for c in pipeline.feed(b"data: a\n\ndata: [DONE]\n\ndata: x\n\ndata: err\n\n")
+    ] == ["a"]
     assert pipeline.error is None
     assert pipeline.finish() == []
     assert pipeline.error is None
