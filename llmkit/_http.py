@@ -505,7 +505,8 @@ def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -
 class _OpenBody:
     """What both stream shells hold: the open response and what its errors need."""
 
-    __slots__ = ("_call", "_context", "_deadline", "_response", "headers", "status")
+    __slots__ = ("_call", "_context", "_deadline", "_raw", "_response", "headers", "status")
+    _iterate = ""  # the response's method that iterates its body
 
     def __init__(
         self,
@@ -515,6 +516,9 @@ class _OpenBody:
         context: CallContext,
     ) -> None:
         self._response = response
+        # The one iterator over the body: the drain after the end marker
+        # continues it where the stream stopped.
+        self._raw: Any = getattr(response, self._iterate)()
         self._call = call
         self._deadline = deadline
         self._context = context
@@ -532,17 +536,8 @@ _DRAIN_SECONDS = 1.0
 class ByteStream(_OpenBody):
     """The open body of a streamed response; iterate for raw bytes, then close."""
 
-    __slots__ = ("_raw",)
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        call: HttpCall,
-        deadline: float | None,
-        context: CallContext,
-    ) -> None:
-        super().__init__(response, call, deadline, context)
-        self._raw = response.iter_bytes()
+    __slots__ = ()
+    _iterate = "iter_bytes"
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self._deadline
@@ -587,17 +582,8 @@ class ByteStream(_OpenBody):
 class AsyncByteStream(_OpenBody):
     """The async twin of :class:`ByteStream`."""
 
-    __slots__ = ("_raw",)
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        call: HttpCall,
-        deadline: float | None,
-        context: CallContext,
-    ) -> None:
-        super().__init__(response, call, deadline, context)
-        self._raw = response.aiter_bytes()
+    __slots__ = ()
+    _iterate = "aiter_bytes"
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         deadline = self._deadline
