@@ -22,9 +22,10 @@ __all__ = [
     "json_problem",
 ]
 
-# How deep free-form JSON may nest when an encoder gave up on its depth:
-# msgspec stops near Python's recursion limit with a RecursionError that
-# names nothing, and real tool schemas nest a few levels.
+# How deep free-form JSON may nest when an encoder gave up on its depth
+# (msgspec stops near Python's C recursion limit with a RecursionError that
+# names nothing): the walk names the first value past this. Real tool
+# schemas nest a few levels.
 MAX_JSON_DEPTH = 100
 
 # Headers that frame the message or the connection: the transport writes them,
@@ -130,10 +131,12 @@ def free_form_problem(values: list[tuple[str, Any]]) -> str | None:
 
     Free-form values (``extra_body``, tool parameters, JSON schemas) are
     typed ``Any``, so nothing else checks them. One msgpack encoding, in C,
-    finds every problem but a non-finite float (which it keeps visible,
-    where JSON would write ``null``); the slow walk runs only when the
-    encoding fails or shows one, to name the path. A byte pattern that
-    merely looks like a non-finite float makes the walk find nothing.
+    finds every problem but a non-finite float, which msgpack keeps visible
+    where JSON would write ``null``; a byte scan rules that out for ordinary
+    values. The slow walk that names the path runs only when something is
+    found. Nesting is refused where the encoder gives up on it (near
+    Python's C recursion limit, which differs between versions), with the
+    path of the first value deeper than :data:`MAX_JSON_DEPTH`.
     """
     try:
         packed = _pack([value for _, value in values])
@@ -167,4 +170,7 @@ def header_problem(name: Any, value: Any, where: str) -> str | None:
         return f"{where} {name!r} must be a string, not {type(value).__name__}"
     if not value.isascii() or not value.replace("\t", " ").isprintable():
         return f"{where} {name!r} must be one line of ASCII text"
+    if value != value.strip(" \t"):
+        # HTTP strips it, or (h11) refuses the request mid-send.
+        return f"{where} {name!r} must not start or end with spaces or tabs"
     return None

@@ -505,7 +505,16 @@ def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -
 class _OpenBody:
     """What both stream shells hold: the open response and what its errors need."""
 
-    __slots__ = ("_call", "_context", "_deadline", "_raw", "_response", "headers", "status")
+    __slots__ = (
+        "_call",
+        "_context",
+        "_deadline",
+        "_raw",
+        "_response",
+        "bounded",
+        "headers",
+        "status",
+    )
     _iterate = ""  # the response's method that iterates its body
 
     def __init__(
@@ -514,8 +523,12 @@ class _OpenBody:
         call: HttpCall,
         deadline: float | None,
         context: CallContext,
+        bounded: bool = False,
     ) -> None:
         self._response = response
+        # Whether the response came from llmkit's own pool, whose reads the
+        # deadline contextvar bounds (an injected client's do not).
+        self.bounded = bounded
         # The one iterator over the body: the drain after the end marker
         # continues it where the stream stopped.
         self._raw: Any = getattr(response, self._iterate)()
@@ -528,9 +541,11 @@ class _OpenBody:
 
 # After the provider's end marker the rest of the body is read and dropped,
 # so that the connection goes back to the pool, but no more than this: a
-# server that keeps talking (or stalls) past its end loses the connection.
+# server that keeps talking (or holds the connection open) past its end
+# loses the connection. Servers send the end of the body right behind the
+# marker, so the wait is short.
 _DRAIN_BYTES = 65_536
-_DRAIN_SECONDS = 1.0
+_DRAIN_SECONDS = 0.1
 
 
 class ByteStream(_OpenBody):
@@ -543,35 +558,55 @@ class ByteStream(_OpenBody):
         deadline = self._deadline
         failure: LLMError | None = None
         try:
-            for data in self._raw:
+            if deadline is None:
+                yield from self._raw
+                return
+            raw = self._raw
+            while True:
+                # Every read of llmkit's own pools ends by the deadline.
+                token = _call_deadline.set(deadline)
+                try:
+                    data = next(raw, None)
+                finally:
+                    _call_deadline.reset(token)
+                if data is None:
+                    return
                 yield data
-                if deadline is not None and time.monotonic() > deadline:
+                if time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
             failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        except LLMError:
+            raise
+        except Exception as exc:
+            failure = self._context.annotate(_broken(exc, self._call), self.headers)
         if failure is not None:
             raise failure  # outside the except block: nothing chained
 
     def drain(self) -> None:
         """Read and drop what is left of the body (bounded), then close the response.
 
-        The bounds hold exactly on llmkit's pooled clients; an injected
-        client's own read timeout bounds a server that stalls.
+        Only llmkit's pooled clients can bound the wait; with an injected
+        client the response is closed at once (its connection is dropped
+        unless the body had ended).
         """
-        cap = time.monotonic() + _DRAIN_SECONDS
-        if self._deadline is not None and self._deadline < cap:
-            cap = self._deadline
-        token = _call_deadline.set(cap)
-        left = _DRAIN_BYTES
         try:
-            for data in self._raw:
-                left -= len(data)
-                if left < 0 or time.monotonic() > cap:
-                    break
-        except httpx.HTTPError:
+            if self.bounded:
+                cap = time.monotonic() + _DRAIN_SECONDS
+                if self._deadline is not None and self._deadline < cap:
+                    cap = self._deadline
+                token = _call_deadline.set(cap)
+                left = _DRAIN_BYTES
+                try:
+                    for data in self._raw:
+                        left -= len(data)
+                        if left < 0:
+                            break
+                finally:
+                    _call_deadline.reset(token)
+        except Exception:
             pass
         finally:
-            _call_deadline.reset(token)
             self._response.close()
 
     def close(self) -> None:
@@ -580,7 +615,7 @@ class ByteStream(_OpenBody):
 
 
 class AsyncByteStream(_OpenBody):
-    """The async twin of :class:`ByteStream`."""
+    """The async twin of :class:`ByteStream`; the deadline cancels a read that passes it."""
 
     __slots__ = ()
     _iterate = "aiter_bytes"
@@ -589,17 +624,33 @@ class AsyncByteStream(_OpenBody):
         deadline = self._deadline
         failure: LLMError | None = None
         try:
-            async for data in self._raw:
+            if deadline is None:
+                async for data in self._raw:
+                    yield data
+                return
+            import anyio
+
+            raw = self._raw
+            while True:
+                try:
+                    with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                        data = await raw.__anext__()
+                except StopAsyncIteration:
+                    return
                 yield data
-                if deadline is not None and time.monotonic() > deadline:
-                    raise self._context.annotate(_past_deadline(), self.headers)
+        except builtins.TimeoutError:
+            failure = self._context.annotate(_past_deadline(), self.headers)
         except httpx.HTTPError as exc:
             failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        except LLMError:
+            raise
+        except Exception as exc:
+            failure = self._context.annotate(_broken(exc, self._call), self.headers)
         if failure is not None:
             raise failure
 
     async def adrain(self) -> None:
-        """The async twin of :meth:`ByteStream.drain` (bounded for any client)."""
+        """The async twin of :meth:`ByteStream.drain`, bounded for any client."""
         import anyio
 
         grace = _DRAIN_SECONDS
@@ -612,7 +663,7 @@ class AsyncByteStream(_OpenBody):
                     left -= len(data)
                     if left < 0:
                         break
-        except httpx.HTTPError:
+        except Exception:
             pass
         finally:
             await self._response.aclose()
@@ -672,6 +723,17 @@ async def _aerror_body(
         await response.aclose()
 
 
+def _broken(exc: Exception, call: HttpCall) -> LLMError:
+    # Anything the HTTP stack raises that is not one of httpx's errors (an
+    # ExceptionGroup from anyio, an OverflowError from a socket call):
+    # still an LLMError, and still never chained.
+    return APIConnectionError(
+        f"talking to {_host(call.url)} failed ({type(exc).__name__}); check api_base, "
+        "or report it to llmkit if it persists",
+        retryable=False,
+    )
+
+
 def _redirected(call: HttpCall, status: int, location: str | None) -> LLMError:
     here = _host(call.url)
     there = _host(location) if location and "://" in location else here
@@ -704,6 +766,7 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
             transport failure, once retries are spent or when it is not retryable.
     """
     client = _sync_client(config)
+    pooled = config.http_client is None
     retry = _Retry(config, client)
     deadline = retry.deadline
     while True:
@@ -723,7 +786,7 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
             status = response.status_code
             if status < 300:
                 if call.stream:
-                    return ByteStream(response, call, deadline, context)
+                    return ByteStream(response, call, deadline, context, pooled)
                 if deadline is None:
                     body = response.content
                 else:
@@ -739,6 +802,10 @@ def send(call: HttpCall, config: Config, context: CallContext) -> Any:
                 body = _error_body(response, deadline, context)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
+        except LLMError:
+            raise
+        except Exception as exc:
+            failure = context.annotate(_broken(exc, call))
         finally:
             if token is not None:
                 _call_deadline.reset(token)
@@ -781,6 +848,10 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
             failure = context.annotate(_translate(exc, call, retry))
         except builtins.TimeoutError:
             failure = context.annotate(_past_deadline())
+        except LLMError:
+            raise
+        except Exception as exc:
+            failure = context.annotate(_broken(exc, call))
         else:
             if not isinstance(outcome, LLMError):
                 return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -104,17 +105,27 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 )
         if self.api_base is not None:
             _check_api_base(self.api_base)
-        headers = self.headers
-        if headers is not None:
+        headers: object = self.headers
+        if headers is not None and type(headers) is not MappingProxyType:
             if not isinstance(headers, Mapping):
                 raise InvalidRequestError(
                     f"config headers must be a dict of header names to values, "
                     f"not {type(headers).__name__}"
                 )
-            for header, text in headers.items():
+            try:
+                own = dict(headers)
+            except Exception as exc:
+                raise InvalidRequestError(
+                    f"config headers could not be read ({type(exc).__name__}); pass a plain dict"
+                ) from None
+            for header, text in own.items():
                 problem = header_problem(header, text, "config header")
                 if problem is not None:
                     raise InvalidRequestError(problem)
+            # A read-only copy: what was checked is what is sent, even if the
+            # caller changes their dict later. Replacing a Config (as every
+            # call does) keeps the copy and skips these checks.
+            msgspec.structs.force_setattr(self, "headers", MappingProxyType(own))
 
     def _shown(self) -> list[tuple[str, Any]]:
         # The key must never reach a log line: repr shows only that it is set,
@@ -160,17 +171,30 @@ def _check_api_base(api_base: Any) -> None:
         )
     if api_base in _checked_bases:
         return
-    if not api_base.startswith(("http://", "https://")):
+    if not api_base[:8].lower().startswith(("http://", "https://")):
         raise InvalidRequestError(
             f"api_base must start with http:// or https://, not {_shown_value(api_base)}"
         )
-    authority = api_base.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    authority = api_base.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "@" in authority:
         host = authority.rsplit("@", 1)[1]
         # httpx would send user:password as Basic auth instead of the key, and log it.
         raise InvalidRequestError(
             f"api_base for {host!r} holds credentials (user:password@); remove them and "
             "pass the key as api_key= or a header in headers="
+        )
+    if "?" in api_base or "#" in api_base:
+        # The codec appends its path ("/chat/completions") to the base, which
+        # would land inside the query or be dropped with the fragment.
+        raise InvalidRequestError(
+            f"api_base for {authority!r} holds a query (?...) or a fragment (#...); "
+            "pass only scheme, host, port and path"
+        )
+    after_host = authority.rsplit("]", 1)[-1]  # past an IPv6 literal's colons
+    port = after_host.rpartition(":")[2] if ":" in after_host else "443"
+    if not (len(port) <= 5 and port.isdigit() and port.isascii() and 0 < int(port) < 65_536):
+        raise InvalidRequestError(
+            f"api_base for {authority!r} has a port that is not a number from 1 to 65535"
         )
     # Runs on every call (resolve_config replaces the struct): C-level tests only.
     if (
@@ -194,7 +218,16 @@ _checked_bases: dict[str, None] = {}
 _EMPTY = Config()
 # Headers that carry credentials: masked in reprs, scrubbed from error messages.
 SECRET_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization"}
+    {
+        "api-key",
+        "authorization",
+        "cookie",
+        "ocp-apim-subscription-key",
+        "proxy-authorization",
+        "x-api-key",
+        "x-auth-token",
+        "x-goog-api-key",
+    }
 )
 
 
@@ -217,7 +250,7 @@ def to_config(config: Config | Mapping[str, Any] | None) -> Config:
         return msgspec.convert(dict(config), Config)
     except msgspec.ValidationError as exc:
         known = ", ".join(Config.__struct_fields__)
-        raise InvalidRequestError(f"invalid config: {exc}. Config fields are: {known}") from exc
+        raise InvalidRequestError(f"invalid config: {exc}. Config fields are: {known}") from None
     except UnicodeError:
         # msgspec fails to quote a bad value holding a lone surrogate; the
         # value is not shown here either (it may be the key).
@@ -225,7 +258,7 @@ def to_config(config: Config | Mapping[str, Any] | None) -> Config:
             "invalid config: a value holds a lone surrogate (half of a UTF-16 pair)"
         ) from None
     except TypeError as exc:
-        raise InvalidRequestError(f"config must be a dict or a Config: {exc}") from exc
+        raise InvalidRequestError(f"config must be a dict or a Config: {exc}") from None
 
 
 def _header_safe(token: str) -> bool:
@@ -268,6 +301,14 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
             )
     if api_key is not None:
         api_key = _clean_key(key, api_key)
+        if not api_key:
+            if key.api_key_env is not None:
+                # Sent as it is, an empty key makes an unauthenticated request.
+                raise AuthenticationError(
+                    f"the API key for {key.name} is empty; set {key.api_key_env} or pass api_key=",
+                    provider=key.name,
+                )
+            api_key = None
     if api_base is None and key.default_base_url:
         # A key without a default leaves it None: its codec builds whole URLs.
         api_base = key.default_base_url

@@ -184,9 +184,19 @@ def provider_info(provider: str | ProviderKey) -> ProviderInfo:
 
     Raises:
         ProviderNotFoundError: unknown provider name.
+        LLMError: the provider's capabilities method is broken.
     """
     key = resolve(provider)
-    caps = cast(Capabilities, generics.capabilities(key))
+    try:
+        caps = generics.capabilities(key)
+    except Exception as exc:
+        caps = exc
+    if not isinstance(caps, Capabilities):
+        what = f"raised {type(caps).__name__}" if isinstance(caps, Exception) else "failed"
+        raise LLMError(
+            f"{key.name}'s capabilities method {what}; report it to the provider package",
+            provider=key.name,
+        )
     return ProviderInfo(
         name=key.name,
         capabilities=caps,
@@ -225,7 +235,10 @@ def validate_request(provider: str | ProviderKey, request: Request) -> ChatReque
     if isinstance(request, ChatRequest):
         model = request.model
     elif isinstance(request, Mapping):
-        model = request.get("model")
+        try:
+            model = request.get("model")
+        except Exception:
+            model = ""  # to_request names what cannot be read
     if not isinstance(model, str):
         model = ""
     req = _prepare(key, model, request, _VALIDATION_ONLY, False)[1]

@@ -155,13 +155,24 @@ class ProviderNotFoundError(LLMError):
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """Return ``text`` with every occurrence of ``secret`` replaced by ``***``.
+    """Return ``text`` with ``secret`` replaced by ``***`` wherever it, or its start, appears.
 
+    A body cut short for a message can end in the middle of an echoed key,
+    so any run of the key's first 12 characters or more is replaced too.
     Short secrets (under 8 characters) are left alone: replacing them would
     mangle ordinary words, and no real API key is that short.
     """
-    if secret and len(secret) >= 8 and secret in text:
-        return text.replace(secret, "***")
+    if not secret or len(secret) < 8:
+        return text
+    head = secret[:12]
+    start = text.find(head)
+    while start != -1:
+        end = start + len(head)
+        # Extend the match as far as the text keeps following the secret.
+        while end - start < len(secret) and end < len(text) and text[end] == secret[end - start]:
+            end += 1
+        text = text[:start] + "***" + text[end:]
+        start = text.find(head, start + 3)
     return text
 
 

@@ -147,7 +147,7 @@ def build_call(key: ProviderKey, request: ChatRequest, config: Config) -> HttpCa
         LLMError: the provider registers no ``encode_request``, or its codec failed.
     """
     try:
-        return cast(HttpCall, encode_request(key, request, config))
+        call = encode_request(key, request, config)
     except LLMError:
         raise
     except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
@@ -166,6 +166,19 @@ def build_call(key: ProviderKey, request: ChatRequest, config: Config) -> HttpCa
             provider=key.name,
             model=request.model,
         ) from None
+    if not (
+        isinstance(call, HttpCall)
+        and type(call.url) is str
+        and type(call.body) is bytes
+        and type(call.headers) is dict
+    ):
+        raise LLMError(
+            f"{key.name}'s encode_request returned {type(call).__name__}, not an HttpCall "
+            "with a str url, bytes body and a dict of headers; report it to the provider package",
+            provider=key.name,
+            model=request.model,
+        )
+    return call
 
 
 def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLMError:
@@ -253,11 +266,13 @@ def _decoded(
     try:
         return decode_response(key, response, request)
     except LLMError as error:
-        raise context.annotate(error, response.headers) from error.__cause__
+        # Never chained: a decoder's own exception may quote the body, and a
+        # body can echo the key (a traceback would print it unscrubbed).
+        raise context.annotate(error, response.headers) from None
     except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
         raise context.annotate(_missing(key, exc), response.headers) from None
     except Exception as exc:
-        raise context.annotate(_unreadable(key, response, exc), response.headers) from exc
+        raise context.annotate(_unreadable(key, response, exc), response.headers) from None
 
 
 @capabilities.dispatch

@@ -96,7 +96,6 @@ class EventPipeline:
                     f"could not decode a stream event from {state.provider or 'the provider'} "
                     f"({type(exc).__name__}: {exc}); report it to the provider package",
                 )
-                error.__cause__ = exc
                 self.error = self._annotate(error)
                 break
             if item is None:

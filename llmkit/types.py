@@ -655,13 +655,18 @@ def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = No
             f"request must be a ChatRequest or a dict, not {type(value).__name__}; "
             'pass e.g. {"messages": [{"role": "user", "content": "Hi"}]}'
         )
-    data = dict(value)
+    try:
+        data = dict(value)
+    except Exception as exc:
+        raise InvalidRequestError(
+            f"request could not be read as a dict ({type(exc).__name__}); pass a plain dict"
+        ) from None
     if model is not None:
         data["model"] = model
     try:
         request = msgspec.convert(data, ChatRequest)
     except msgspec.ValidationError as exc:
-        raise InvalidRequestError(f"invalid request: {exc}", model=model) from exc
+        raise InvalidRequestError(f"invalid request: {exc}", model=model) from None
     except UnicodeError:
         # msgspec fails to quote a bad value holding a lone surrogate in its message.
         problem = json_problem(data, "$") or "a string holds a lone surrogate"
@@ -683,7 +688,7 @@ def _check_message_fields(messages: Any, model: str | None) -> None:
             if unknown:
                 raise InvalidRequestError(
                     f"invalid request: messages[{i}] has unknown field "
-                    f"{sorted(unknown)[0]!r}; message fields are "
+                    f"{sorted(map(str, unknown))[0]!a}; message fields are "
                     + ", ".join(Message.__struct_fields__),
                     model=model,
                 )

@@ -659,3 +659,228 @@ def test_api_base_with_userinfo_refused_before_network(api_base: str, form: str,
             _complete_or_collect(kind, fields if form == "dict" else Config(**fields))
     assert "pw-secret-123" not in str(info.value)
     assert calls == []
+
+
+# --- found by a second hostile review --------------------------------------------------------
+
+LONG_KEY = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _answer(status: int, body: bytes) -> Callable[[socket.socket, FakeServer], None]:
+    def script(conn: socket.socket, server: FakeServer) -> None:
+        server.read_request(conn)
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        server.send(conn, head.encode() + body)
+        server.linger(conn)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b'{"choices": [{"index": 0, "message": {"role": "KEY", "content": "x"}}]}'),
+        (401, b'{"detail": "' + b"x" * 469 + b'KEY"}'),
+        (401, b'{"detail": "\\u0073k-test-0123456789abcdefghijklmnopqrstuvwxyz"}'),
+        (401, b'{"detail": "sk-test-0123456789abcdefghijkl\\/mnopqrstuvwxyz"}'),
+    ],
+    ids=["chained-decode-error", "cut-at-500", "unicode-escape", "slash-escape"],
+)
+def test_error_never_shows_the_key_even_in_a_traceback(status: int, body: bytes) -> None:
+    import traceback
+
+    wire = body.replace(b"KEY", LONG_KEY.encode())
+    # Keys may hold "/" (base64 alphabets), which JSON may escape as "\/".
+    key = LONG_KEY.replace("lm", "l/m") if b"\\/" in body else LONG_KEY
+    with FakeServer(_answer(status, wire)) as server:
+        config = {"api_key": key, "api_base": server.base_url, "retries": 0}
+        with pytest.raises(llmkit.LLMError) as info:
+            core.completion("openai", "m", HI, config)
+    printed = "".join(traceback.format_exception(info.value))
+    assert info.value.__cause__ is None
+    # Not the key, nor any 12-character piece of it.
+    assert not any(key[i : i + 12] in printed for i in range(len(key) - 11))
+
+
+def _hold_after_done(conn: socket.socket, server: FakeServer) -> None:
+    """Send a chunk and [DONE], then hold the connection open without ending the body."""
+    server.read_request(conn)
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    body = _event(_chunk("Hi")) + _event(b"[DONE]")
+    if not server.send(conn, head + f"{len(body):x}\r\n".encode() + body + b"\r\n"):
+        return
+    for _ in range(100):  # 10 s at most, ended early by the client's hang-up
+        if server.wait(0.1):
+            return
+        if server.peer_closed(conn):
+            server.hung_up = True
+            return
+
+
+@pytest.mark.parametrize("injected", [False, True], ids=["pooled", "injected-no-timeout"])
+def test_stream_ends_at_done_while_the_server_holds_on(injected: bool) -> None:
+    with FakeServer(_hold_after_done) as server:
+        config = server.config(retries=0)
+        if injected:
+            config["http_client"] = httpx.Client(timeout=None)
+        texts = [chunk.text for chunk in core.stream("openai", "m", HI, config)]
+        server.finish()
+    assert texts == ["Hi"]
+    # The loop ended and the connection was let go long before the server's 10 s.
+    assert server.hung_up
+
+
+@pytest.mark.anyio
+async def test_astream_ends_at_done_while_the_server_holds_on() -> None:
+    with FakeServer(_hold_after_done) as server:
+        stream = await core.astream("openai", "m", HI, server.config(retries=0))
+        texts = [chunk.text async for chunk in stream]
+        await asyncio.to_thread(server.finish)
+    assert texts == ["Hi"]
+    assert server.hung_up
+
+
+def _stall_mid_body(conn: socket.socket, server: FakeServer) -> None:
+    """Send the head and one chunk, then nothing for up to 10 s."""
+    server.read_request(conn)
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    body = _event(_chunk("Hi"))
+    if not server.send(conn, head + f"{len(body):x}\r\n".encode() + body + b"\r\n"):
+        return
+    for _ in range(100):
+        if server.wait(0.1):
+            return
+        if server.peer_closed(conn):
+            server.hung_up = True
+            return
+        server.lines_sent += 1
+
+
+def test_deadline_bounds_a_stream_body_that_stalls() -> None:
+    with FakeServer(_stall_mid_body) as server:
+        seen: list[str] = []
+        stream = core.stream("openai", "m", HI, server.config(deadline=1.0, retries=0))
+        with pytest.raises(llmkit.TimeoutError, match="deadline"):
+            seen.extend(chunk.text for chunk in stream)
+        server.finish()
+    assert seen == ["Hi"]
+    assert server.hung_up
+    assert server.lines_sent < 100
+
+
+@pytest.mark.anyio
+async def test_deadline_bounds_an_async_stream_body_that_stalls() -> None:
+    with FakeServer(_stall_mid_body) as server:
+        seen: list[str] = []
+        stream = await core.astream("openai", "m", HI, server.config(deadline=1.0, retries=0))
+
+        async def read() -> None:
+            async for chunk in stream:
+                seen.append(chunk.text)
+
+        with pytest.raises(llmkit.TimeoutError, match="deadline"):
+            await read()
+        await asyncio.to_thread(server.finish)
+    assert seen == ["Hi"]
+    assert server.hung_up
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "http://127.0.0.1:99999/v1",
+        "http://127.0.0.1:0/v1",
+        "http://127.0.0.1:" + "9" * 5000 + "/v1",
+        "http://127.0.0.1/v1?api-version=1",
+        "http://127.0.0.1/v1#frag",
+    ],
+    ids=["port-high", "port-zero", "port-huge", "query", "fragment"],
+)
+def test_api_base_that_would_misroute_is_refused(api_base: str) -> None:
+    async def call() -> None:
+        await core.acompletion("openai", "m", HI, {"api_key": KEY, "api_base": api_base})
+
+    with pytest.raises(llmkit.InvalidRequestError, match="api_base"):
+        asyncio.run(call())
+    with pytest.raises(llmkit.InvalidRequestError, match="api_base"):
+        core.completion("openai", "m", HI, {"api_key": KEY, "api_base": api_base})
+
+
+def test_api_base_scheme_is_case_insensitive() -> None:
+    assert Config(api_base="HTTPS://example.test/v1").api_base == "HTTPS://example.test/v1"
+
+
+@pytest.mark.parametrize("api_key", ["", "  \n"], ids=["empty", "blank"])
+def test_empty_api_key_is_refused_before_sending(api_key: str) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    with pytest.raises(llmkit.AuthenticationError, match="OPENAI_API_KEY"):
+        core.completion("openai", "m", HI, {"api_key": api_key, "http_client": client})
+    assert calls == []
+
+
+def test_config_headers_are_a_checked_read_only_copy() -> None:
+    mine = {"X-Ok": "1"}
+    config = Config(api_key=KEY, headers=mine)
+    mine["Host"] = "evil.example"
+    assert dict(config.headers or {}) == {"X-Ok": "1"}
+    with pytest.raises(TypeError):
+        config.headers["Host"] = "evil.example"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["Cookie", "X-Auth-Token", "Ocp-Apim-Subscription-Key"])
+def test_more_credential_headers_are_masked(name: str) -> None:
+    assert "s3cret-value-123" not in repr(Config(headers={name: "s3cret-value-123"}))
+
+
+def test_codec_returning_no_http_call_is_an_llm_error() -> None:
+    from llmkit.generics import capabilities, encode_request
+    from llmkit.keys import ProviderKey
+
+    class Sloppy(ProviderKey):
+        name = "testsloppy"
+        default_base_url = "http://127.0.0.1:9"
+
+    def encode(key: Sloppy, request: Any, config: Any) -> Any:
+        return {"url": "http://127.0.0.1:9"}
+
+    def caps(key: Sloppy) -> Any:
+        raise ValueError("broken")
+
+    encode.__annotations__ = {"key": Sloppy, "request": Any, "config": Any}
+    caps.__annotations__ = {"key": Sloppy}
+    encode_request.dispatch(encode)
+    capabilities.dispatch(caps)
+    with pytest.raises(llmkit.LLMError, match="not an HttpCall"):
+        core.completion(Sloppy(), "m", HI, {"api_key": KEY})
+    with pytest.raises(llmkit.LLMError, match="not an HttpCall"):
+        core.validate_request(Sloppy(), {**HI, "model": "m"})
+    with pytest.raises(llmkit.LLMError, match="capabilities method raised ValueError"):
+        core.provider_info(Sloppy())
+
+
+def test_request_mapping_that_fails_to_read_is_refused() -> None:
+    from collections.abc import Mapping
+
+    class Liar(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise RuntimeError("no")
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["messages"])
+
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(llmkit.InvalidRequestError, match="could not be read"):
+        core.validate_request("openai", Liar())

@@ -206,7 +206,8 @@ def test_robust_codec_failing_on_success_body() -> None:
         core.completion("testfragile", "m", HI, {"http_client": client})
     assert type(info.value) is llmkit.LLMError
     assert info.value.request_id == "req_f"
-    assert isinstance(info.value.__cause__, msgspec.DecodeError)
+    assert info.value.__cause__ is None  # the message names it; a cause could hold the key
+    assert "DecodeError" in str(info.value)
 
 
 def test_robust_provider_without_stream_decoder_fails_before_sending() -> None:
@@ -228,7 +229,8 @@ def test_robust_stream_decoder_bug_is_an_llm_error() -> None:
     client, _ = _fragile(200, b"data: {}\n\n")
     with client, pytest.raises(llmkit.LLMError, match="could not decode a stream event") as info:
         core.stream("testbuggy", "m", HI, {"http_client": client}).collect()
-    assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.__cause__ is None
+    assert "KeyError" in str(info.value)
     assert info.value.request_id == "req_f"
 
 

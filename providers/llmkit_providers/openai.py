@@ -196,7 +196,7 @@ def _raise_malformed(
         provider=key.name,
         model=request.model,
         status=response.status,
-    ) from exc
+    ) from None
 
 
 @decode_event.dispatch
@@ -274,9 +274,20 @@ def error_from_body(
     if status is None:
         status = _STATUS_OF_TYPE.get(kind or "", 500)
     if not message:
-        text = body.decode("utf-8", "replace").strip()
-        message = text[:500] or f"HTTP {status} with an empty body"
+        message = _shown_body(body)[:500] or f"HTTP {status} with an empty body"
     return _classify(key, status, message, code, kind, model)
+
+
+def _shown_body(body: bytes) -> str:
+    # JSON is shown re-encoded, so escapes a server used ("\\u0073k-...",
+    # "\\/") cannot hide an echoed key from the scrubber. Only the start of
+    # a huge body is looked at.
+    if len(body) <= 65_536:
+        try:
+            return _ENCODE.encode(msgspec.json.decode(body)).decode()
+        except (msgspec.DecodeError, UnicodeError):
+            pass
+    return body[:4096].decode("utf-8", "replace").strip()
 
 
 def _classify(
