@@ -846,8 +846,10 @@ async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
                     outcome = await _attempt(client, call, timeout, deadline, context)
         except _SEND_ERRORS as exc:
             failure = context.annotate(_translate(exc, call, retry))
-        except builtins.TimeoutError:
-            failure = context.annotate(_past_deadline())
+        except builtins.TimeoutError as exc:
+            # fail_after's signal; without a deadline it can only be a stray one.
+            stray = deadline is None
+            failure = context.annotate(_broken(exc, call) if stray else _past_deadline())
         except LLMError:
             raise
         except Exception as exc:

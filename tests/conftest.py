@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from llmkit_contracts.emulator import OpenAIEmulator
+
 _real_connect = socket.socket.connect
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -41,11 +43,26 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.getaddrinfo = _guarded_getaddrinfo
 
 
+def _key_variables() -> list[str]:
+    # Every installed provider's key variable, read from the keys themselves.
+    from llmkit import keys
+
+    keys.load_entry_points()
+    return sorted({key.api_key_env for key in keys._table.values() if key.api_key_env})
+
+
 @pytest.fixture(autouse=True)
 def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's real key in the environment must never leak into a test.
-    for name in ("OPENAI_API_KEY",):
+    for name in _key_variables():
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def emulator() -> Iterator[OpenAIEmulator]:
+    """The OpenAI emulator on 127.0.0.1, stopped after the test."""
+    with OpenAIEmulator() as emu:
+        yield emu
 
 
 @pytest.fixture(autouse=True)

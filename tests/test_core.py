@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,12 +21,6 @@ TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-
-
-@pytest.fixture
-def emulator() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator() as emu:
-        yield emu
 
 
 @pytest.fixture

@@ -16,12 +16,6 @@ CHAT = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture
-def emulator() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture
 def client(emulator: OpenAIEmulator) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=emulator.base_url, timeout=5.0) as http_client:
         yield http_client

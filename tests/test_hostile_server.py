@@ -579,12 +579,6 @@ async def test_redirect_async_is_an_error_never_followed(status: int, follow: bo
 # --- 6. pooled async clients under a loop managed by hand -------------------------------------
 
 
-@pytest.fixture
-def emulator() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator() as emu:
-        yield emu
-
-
 def _aclose_clients() -> Callable[[], Coroutine[Any, Any, None]]:
     # New public API of llmkit.core; looked up by name so this file type-checks before it exists.
     function: Callable[[], Coroutine[Any, Any, None]] = cast(Any, core).aclose_clients

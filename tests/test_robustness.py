@@ -23,12 +23,6 @@ SECRET = "sk-robust-0123456789abcdef"
 HI = {"messages": [{"role": "user", "content": "Hi"}]}
 
 
-@pytest.fixture
-def emulator() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator() as emu:
-        yield emu
-
-
 def _one_connection() -> httpx.Client:
     # One pooled connection and a short pool wait: a leaked stream shows at once.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
