@@ -7,7 +7,10 @@ provider key (base URL) and the environment (API key), once per call.
 
 from __future__ import annotations
 
+import math
 import os
+import threading
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -27,7 +30,9 @@ __all__ = [
     "MAX_SECONDS",
     "SECRET_HEADERS",
     "Config",
+    "auth_headers",
     "resolve_config",
+    "secret_header_names",
     "to_config",
 ]
 
@@ -53,6 +58,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         retries: how many times a retryable failure is retried (2 by default).
         http_client: an ``httpx.Client`` to use instead of llmkit's pooled one.
         async_http_client: an ``httpx.AsyncClient`` for the async calls.
+        token_provider: a callable giving the key when ``api_key`` is not
+            set: a string, or ``(token, expires_at)`` with ``expires_at`` in
+            epoch seconds, in which case the token is kept until a minute
+            before it expires (Entra ID, OAuth).
+        options: provider-specific settings (region, ``api_version``,
+            deployment...), as a dict or the provider's options struct; the
+            provider's ``options_type`` validates them.
     """
 
     api_key: str | None = None
@@ -64,6 +76,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     retries: int | None = None
     http_client: Any = None
     async_http_client: Any = None
+    token_provider: Any = None
+    options: Any = None
 
     def __post_init__(self) -> None:
         # msgspec checks types when converting a dict, not when the class is
@@ -105,6 +119,22 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 )
         if self.api_base is not None:
             _check_api_base(self.api_base)
+        if self.token_provider is not None:
+            if not callable(self.token_provider):
+                raise InvalidRequestError(
+                    "config token_provider must be a callable returning the key, not "
+                    f"{type(self.token_provider).__name__}"
+                )
+            if api_key is not None:
+                raise InvalidRequestError(
+                    "config has both api_key and token_provider; pass one of them"
+                )
+        options = self.options
+        if not (options is None or isinstance(options, dict | msgspec.Struct)):
+            raise InvalidRequestError(
+                "config options must be a dict of provider options (or the provider's "
+                f"options struct), not {type(options).__name__}"
+            )
         headers: object = self.headers
         if headers is not None and type(headers) is not MappingProxyType:
             if not isinstance(headers, Mapping):
@@ -292,6 +322,8 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
     """
     api_key = config.api_key
     api_base = config.api_base
+    if api_key is None and config.token_provider is not None:
+        api_key = _token(key, config.token_provider)
     if api_key is None and key.api_key_env is not None:
         api_key = os.environ.get(key.api_key_env)
         if not api_key:
@@ -314,6 +346,120 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
         api_base = key.default_base_url
     if api_base is not None and api_base.endswith("/"):
         api_base = api_base.rstrip("/")
-    if api_key is config.api_key and api_base is config.api_base:
+    options = config.options
+    if options is not None:
+        options = _checked_options(key, options)
+    if api_key is config.api_key and api_base is config.api_base and options is config.options:
         return config
-    return msgspec.structs.replace(config, api_key=api_key, api_base=api_base)
+    # The resolved config holds the token itself: the callable has been used.
+    return msgspec.structs.replace(
+        config, api_key=api_key, api_base=api_base, options=options, token_provider=None
+    )
+
+
+def _checked_options(key: ProviderKey, options: Any) -> Any:
+    """Return ``options`` as ``key.options_type``.
+
+    Raises:
+        InvalidRequestError: the provider takes no options, or one is unknown
+            or of the wrong type (the message names it and the known ones).
+    """
+    kind = key.options_type
+    if kind is None:
+        if not options:
+            return None
+        raise InvalidRequestError(
+            f"{key.name} takes no provider options; remove options= "
+            f"(got {', '.join(map(repr, sorted(map(str, options))))})",
+            provider=key.name,
+        )
+    if type(options) is kind:
+        return options
+    if not isinstance(options, dict):
+        raise InvalidRequestError(
+            f"options for {key.name} must be a dict or {kind.__name__}, "
+            f"not {type(options).__name__}",
+            provider=key.name,
+        )
+    try:
+        return msgspec.convert(options, kind)
+    except msgspec.ValidationError as exc:
+        known = ", ".join(kind.__struct_fields__) or "none"
+        raise InvalidRequestError(
+            f"invalid options for {key.name}: {exc}; its options are: {known}",
+            provider=key.name,
+        ) from None
+
+
+# token_provider -> (token, expires_at); a token without expiry is not kept.
+_tokens: dict[int, tuple[Any, str, float]] = {}
+_token_lock = threading.Lock()
+_TOKEN_MARGIN = 60.0
+
+
+def _token(key: ProviderKey, provider: Any) -> str:
+    """Return the token from ``provider``, fetching a new one when the kept one expires.
+
+    Raises:
+        AuthenticationError: the callable failed or returned something else
+            than a string or ``(string, expires_at)``.
+    """
+    kept = _tokens.get(id(provider))
+    if kept is not None and kept[0] is provider and time.time() < kept[2] - _TOKEN_MARGIN:
+        return kept[1]
+    with _token_lock:  # one refresh at a time, not one per waiting thread
+        kept = _tokens.get(id(provider))
+        if kept is not None and kept[0] is provider and time.time() < kept[2] - _TOKEN_MARGIN:
+            return kept[1]
+        try:
+            value = provider()
+        except Exception as exc:
+            raise AuthenticationError(
+                f"the token_provider for {key.name} raised {type(exc).__name__}; fix it, "
+                "or pass api_key=",
+                provider=key.name,
+            ) from None
+        expires = None
+        if isinstance(value, tuple) and len(value) == 2:
+            value, expires = value
+        if type(value) is not str or not (
+            expires is None or (isinstance(expires, int | float) and math.isfinite(expires))
+        ):
+            raise AuthenticationError(
+                f"the token_provider for {key.name} must return a string, or (string, "
+                "expires_at in epoch seconds)",
+                provider=key.name,
+            )
+        if expires is not None:
+            if len(_tokens) >= 256:
+                _tokens.clear()
+            _tokens[id(provider)] = (provider, value, float(expires))
+        return value
+
+
+def secret_header_names(key: ProviderKey) -> frozenset[str]:
+    """Return the lowercase names of the request headers whose values are secrets for ``key``."""
+    names = _SECRET_NAMES.get(type(key))
+    if names is None:
+        extra = {name.lower() for name in key.secret_headers}
+        if key.auth_header:
+            extra.add(key.auth_header.lower())
+        names = _SECRET_NAMES[type(key)] = SECRET_HEADERS | extra
+    return names
+
+
+_SECRET_NAMES: dict[type[ProviderKey], frozenset[str]] = {}
+
+
+def auth_headers(key: ProviderKey, config: Config) -> dict[str, str]:
+    """Return the headers a call to ``key`` starts with: its auth header, then ``config.headers``.
+
+    The key goes into ``key.auth_header`` after ``key.auth_prefix``; a
+    provider with no auth header (or a call with no key) gets none.
+    """
+    headers: dict[str, str] = {}
+    if config.api_key and key.auth_header:
+        headers[key.auth_header] = key.auth_prefix + config.api_key
+    if config.headers:
+        headers.update(config.headers)
+    return headers

@@ -28,7 +28,7 @@ import plum
 from llmkit import _http
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import SSEEvent
-from llmkit.config import SECRET_HEADERS, Config
+from llmkit.config import Config, secret_header_names
 from llmkit.errors import InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
@@ -110,13 +110,14 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
     """
 
 
-def _secrets(config: Config, request: ChatRequest) -> tuple[str, ...]:
+def _secrets(key: ProviderKey, config: Config, request: ChatRequest) -> tuple[str, ...]:
     found = [config.api_key] if config.api_key else []
+    names = secret_header_names(key)
     for headers in (config.headers, request.extra_headers):
         if not headers:
             continue
         for name, value in headers.items():
-            if name.lower() in SECRET_HEADERS and isinstance(value, str):
+            if name.lower() in names and isinstance(value, str):
                 found.append(value.strip())
                 # "Bearer sk-...", "bearer sk-...", "Basic ...": the token alone too.
                 scheme, _, token = value.strip().partition(" ")
@@ -225,11 +226,15 @@ class _Context:
             headers = self.headers
         if headers is not None:
             if error.request_id is None:
-                error.request_id = headers.get("x-request-id") or headers.get("request-id")
+                for name in self.key.request_id_headers:
+                    value = headers.get(name)
+                    if value:
+                        error.request_id = value
+                        break
             if error.retry_after is None and error.retryable:
                 error.retry_after = _http.parse_retry_after(headers)
         # Providers echo what they were sent ("Incorrect API key provided: sk-...").
-        return scrub_error(error, _secrets(self.config, self.request))
+        return scrub_error(error, _secrets(self.key, self.config, self.request))
 
 
 def _pipeline(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import threading
 from importlib.metadata import EntryPoint, entry_points
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from llmkit.errors import InvalidRequestError, ProviderNotFoundError
 
@@ -43,12 +43,33 @@ class ProviderKey:
         default_base_url: where requests go unless ``api_base`` is given.
         api_key_env: the environment variable holding the key, or ``None``
             for providers that need no key (a local server).
+        auth_header: the header carrying the key (``Authorization``,
+            ``x-api-key``, ``api-key``, ``x-goog-api-key``...), or ``None``.
+        auth_prefix: put before the key in ``auth_header`` (``"Bearer "``, or ``""``).
+        request_id_headers: response headers holding the request id.
+        secret_headers: more request headers whose values are secrets.
+        options_type: the struct ``Config(options=...)`` is converted to.
+
+    What varies between providers is declared here, as data, and read by
+    the transport, the error scrubber and :func:`llmkit.config.auth_headers`.
     """
 
     __slots__ = ()
     name: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     api_key_env: ClassVar[str | None] = None
+    #: The header that carries the key (``None``: the provider takes none),
+    #: and what goes before the key in it.
+    auth_header: ClassVar[str | None] = "Authorization"
+    auth_prefix: ClassVar[str] = "Bearer "
+    #: Response headers that may hold the provider's request id, in order.
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "request-id")
+    #: Request headers, besides ``auth_header`` and the usual credential
+    #: headers, whose values are secrets: scrubbed from every error.
+    secret_headers: ClassVar[frozenset[str]] = frozenset()
+    #: The msgspec Struct (with ``forbid_unknown_fields=True``) that
+    #: ``Config(options=...)`` must fit, or ``None``: the provider takes none.
+    options_type: ClassVar[type[Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

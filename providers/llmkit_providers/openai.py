@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from llmkit.config import Config
+from llmkit.config import Config, auth_headers
 from llmkit.errors import (
     AuthenticationError,
     ContentFilterError,
@@ -109,12 +109,9 @@ def _needs_max_completion_tokens(model: str) -> bool:
 
 
 def build_headers(key: ProviderKey, request: ChatRequest, config: Config) -> dict[str, str]:
-    """Return the JSON and bearer-auth headers plus the user's extra headers."""
+    """Return the JSON headers, the key's auth header, config headers and extra headers."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if config.api_key:
-        headers["Authorization"] = f"Bearer {config.api_key}"
-    if config.headers:
-        headers.update(config.headers)
+    headers.update(auth_headers(key, config))
     if request.extra_headers:
         headers.update(request.extra_headers)
     return headers

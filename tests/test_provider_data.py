@@ -1,0 +1,177 @@
+"""What varies by provider is data on the key: auth, request ids, secrets, options."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+import llmkit
+from llmkit import core
+from llmkit.config import Config, auth_headers, resolve_config
+from llmkit_providers.openai import OpenAICompatible
+
+HI = {"messages": [{"role": "user", "content": "Hi"}]}
+OK = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
+}
+
+
+class Region(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    region: str = "eu"
+    api_version: str | None = None
+
+
+class Keyed(OpenAICompatible):
+    """A compatible provider that takes its key in x-api-key, bare."""
+
+    __slots__ = ()
+    name = "testkeyed"
+    default_base_url = "https://keyed.example/v1"
+    api_key_env = "TESTKEYED_API_KEY"
+    auth_header = "x-api-key"
+    auth_prefix = ""
+    request_id_headers = ("x-keyed-request",)
+    secret_headers = frozenset({"x-keyed-session"})
+    options_type = Region
+
+
+class Keyless(OpenAICompatible):
+    __slots__ = ()
+    name = "testkeyless"
+    default_base_url = "http://127.0.0.1:9/v1"
+    auth_header = None
+
+
+def _client(seen: list[httpx.Request], reply: httpx.Response | None = None) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return reply if reply is not None else httpx.Response(200, json=OK)
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_provider_auth_header_and_prefix_come_from_the_key() -> None:
+    seen: list[httpx.Request] = []
+    core.completion(Keyed(), "m", HI, {"api_key": "k-0123456789", "http_client": _client(seen)})
+    assert seen[0].headers["x-api-key"] == "k-0123456789"
+    assert "authorization" not in seen[0].headers
+
+
+def test_provider_without_auth_header_sends_no_key() -> None:
+    config = resolve_config(Keyless(), Config(api_key="k-0123456789"))
+    assert auth_headers(Keyless(), config) == {}
+
+
+def test_provider_request_id_and_secret_headers_come_from_the_key() -> None:
+    seen: list[httpx.Request] = []
+    reply = httpx.Response(
+        401,
+        json={"error": {"message": "bad session sess-0123456789abcdef"}},
+        headers={"x-keyed-request": "rq-7", "x-request-id": "not-this-one"},
+    )
+    config = {
+        "api_key": "k-0123456789",
+        "http_client": _client(seen, reply),
+        "headers": {"x-keyed-session": "sess-0123456789abcdef"},
+    }
+    with pytest.raises(llmkit.AuthenticationError) as info:
+        core.completion(Keyed(), "m", HI, config)
+    assert info.value.request_id == "rq-7"
+    assert "sess-0123456789abcdef" not in str(info.value)
+
+
+def test_provider_token_provider_is_called_and_kept_until_expiry() -> None:
+    calls: list[int] = []
+
+    def token() -> tuple[str, float]:
+        calls.append(1)
+        return f"tok-{len(calls):010d}", time.time() + 3600
+
+    seen: list[httpx.Request] = []
+    config = {"token_provider": token, "http_client": _client(seen)}
+    core.completion("openai", "m", HI, config)
+    core.completion("openai", "m", HI, config)
+    assert calls == [1]
+    assert seen[1].headers["authorization"] == "Bearer tok-0000000001"
+
+
+def test_provider_token_provider_refreshes_an_expiring_token() -> None:
+    calls: list[int] = []
+
+    def token() -> tuple[str, float]:
+        calls.append(1)
+        return f"tok-{len(calls):010d}", time.time() + 30  # inside the 60 s margin
+
+    seen: list[httpx.Request] = []
+    config = {"token_provider": token, "http_client": _client(seen)}
+    core.completion("openai", "m", HI, config)
+    core.completion("openai", "m", HI, config)
+    assert len(calls) == 2
+    assert seen[1].headers["authorization"] == "Bearer tok-0000000002"
+
+
+@pytest.mark.parametrize(
+    ("token", "fragment"),
+    [
+        (lambda: 5, "must return a string"),
+        (lambda: ("t", float("nan")), "must return a string"),
+        (lambda: 1 / 0, "raised ZeroDivisionError"),
+    ],
+    ids=["int", "nan-expiry", "raises"],
+)
+def test_provider_token_provider_failures_are_authentication_errors(
+    token: Any, fragment: str
+) -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(llmkit.AuthenticationError, match=fragment) as info:
+        core.completion("openai", "m", HI, {"token_provider": token, "http_client": _client(seen)})
+    assert seen == []
+    assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"token_provider": "sk-not-callable"}, "must be a callable"),
+        ({"token_provider": lambda: "t", "api_key": "k"}, "both api_key and token_provider"),
+        ({"options": ["region"]}, "options must be a dict"),
+    ],
+    ids=["not-callable", "both", "options-list"],
+)
+def test_provider_config_checks_new_fields(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(llmkit.InvalidRequestError, match=fragment):
+        Config(**kwargs)
+
+
+def test_provider_options_are_converted_to_the_keys_struct() -> None:
+    config = resolve_config(Keyed(), Config(api_key="k", options={"region": "us"}))
+    assert config.options == Region(region="us")
+    same = Region(region="ap")
+    assert resolve_config(Keyed(), Config(api_key="k", options=same)).options is same
+
+
+@pytest.mark.parametrize(
+    ("key", "options", "fragment"),
+    [
+        (Keyed(), {"regoin": "us"}, r"regoin.*its options are: region, api_version"),
+        (Keyed(), {"region": 5}, r"region"),
+        (Keyless(), {"region": "us"}, "takes no provider options"),
+    ],
+    ids=["unknown", "wrong-type", "none-taken"],
+)
+def test_provider_bad_options_refused_before_sending(
+    key: llmkit.ProviderKey, options: dict[str, Any], fragment: str
+) -> None:
+    seen: list[httpx.Request] = []
+    config = {"api_key": "k-0123456789", "options": options, "http_client": _client(seen)}
+    with pytest.raises(llmkit.InvalidRequestError, match=fragment):
+        core.completion(key, "m", HI, config)
+    assert seen == []
