@@ -111,13 +111,7 @@ def _providers(out: TextIO) -> int:
         caps = info.capabilities
         flags = ", ".join(
             flag
-            for flag, on in (
-                ("streaming", caps.streaming),
-                ("tools", caps.tools),
-                ("vision", caps.vision),
-                ("json_schema", caps.json_schema),
-                ("embeddings", caps.embeddings),
-            )
+            for flag, on in ((name, getattr(caps, name)) for name in caps.__struct_fields__)
             if on
         )
         key = "key set" if core.provider_available(name) else f"set {info.api_key_env}"

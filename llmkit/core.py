@@ -179,16 +179,18 @@ def list_providers() -> list[str]:
     return known_providers()
 
 
-def provider_info(provider: str | ProviderKey) -> ProviderInfo:
-    """Return a provider's capabilities, default base URL and key variable.
+def provider_info(provider: str | ProviderKey, model: str = "") -> ProviderInfo:
+    """Return a provider's capabilities (for ``model``, if given), base URL and key variable.
 
     Raises:
         ProviderNotFoundError: unknown provider name.
         LLMError: the provider's capabilities method is broken.
     """
     key = resolve(provider)
+    if type(model) is not str:
+        raise InvalidRequestError(f"model must be a string, not {type(model).__name__}")
     try:
-        caps = generics.capabilities(key)
+        caps = generics.capabilities(key, model)
     except Exception as exc:
         caps = exc
     if not isinstance(caps, Capabilities):

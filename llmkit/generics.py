@@ -88,8 +88,12 @@ def decode_error(key: Any, response: Any, request: Any) -> Any:
 
 
 @_dispatch.abstract
-def capabilities(key: Any) -> Any:
-    """Return the provider's :class:`~llmkit.types.Capabilities`."""
+def capabilities(key: Any, model: Any) -> Any:
+    """Return the :class:`~llmkit.types.Capabilities` of the provider's ``model``.
+
+    Called as ``capabilities(key, model)``; ``model`` is a string, ``""``
+    when the caller asks about the provider as a whole.
+    """
 
 
 @_dispatch.abstract
@@ -281,9 +285,10 @@ def _decoded(
 
 
 @capabilities.dispatch
-def _no_capabilities(key: ProviderKey) -> Any:
-    # A provider that declares nothing is assumed to support nothing optional.
-    return Capabilities(streaming=False)
+def _no_capabilities(key: ProviderKey, model: str) -> Any:
+    # A provider that declares nothing is assumed to support nothing optional:
+    # the struct's defaults, which are all off.
+    return Capabilities()
 
 
 @completion.dispatch

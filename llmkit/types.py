@@ -412,12 +412,33 @@ class StreamState:
 
 
 class Capabilities(_Base, frozen=True, kw_only=True):
-    """What a provider supports and where it lives."""
+    """What a provider (or one of its models) supports; everything is off by default.
 
-    streaming: bool = True
+    Each flag is one case of the contract suite: a provider that claims it
+    is tested on it.
+
+    Attributes:
+        streaming: ``stream`` / ``astream`` work.
+        tools: function tools and tool results in history.
+        parallel_tool_calls: several tool calls in one answer.
+        vision: image parts in user messages.
+        audio_input: ``input_audio`` parts.
+        file_input: ``file`` parts (PDF and other documents).
+        json_mode: ``response_format={"type": "json_object"}``.
+        json_schema: ``response_format`` with a JSON schema.
+        reasoning: the model reasons before answering (reasoning tokens or text).
+        embeddings: llmkit can ask it for embeddings.
+    """
+
+    streaming: bool = False
     tools: bool = False
+    parallel_tool_calls: bool = False
     vision: bool = False
+    audio_input: bool = False
+    file_input: bool = False
+    json_mode: bool = False
     json_schema: bool = False
+    reasoning: bool = False
     embeddings: bool = False
 
 

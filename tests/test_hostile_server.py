@@ -848,11 +848,11 @@ def test_codec_returning_no_http_call_is_an_llm_error() -> None:
     def encode(key: Sloppy, request: Any, config: Any) -> Any:
         return {"url": "http://127.0.0.1:9"}
 
-    def caps(key: Sloppy) -> Any:
+    def caps(key: Sloppy, model: str) -> Any:
         raise ValueError("broken")
 
     encode.__annotations__ = {"key": Sloppy, "request": Any, "config": Any}
-    caps.__annotations__ = {"key": Sloppy}
+    caps.__annotations__ = {"key": Sloppy, "model": str}
     encode_request.dispatch(encode)
     capabilities.dispatch(caps)
     with pytest.raises(llmkit.LLMError, match="not an HttpCall"):

@@ -49,7 +49,7 @@ def _error(key: EchoKey, response: HttpResponse, request: ChatRequest) -> Any:
 
 
 @generics.capabilities.dispatch
-def _caps(key: EchoKey) -> Any:
+def _caps(key: EchoKey, model: str) -> Any:
     return Capabilities(streaming=False)
 
 

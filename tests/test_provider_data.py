@@ -175,3 +175,22 @@ def test_provider_bad_options_refused_before_sending(
     with pytest.raises(llmkit.InvalidRequestError, match=fragment):
         core.completion(key, "m", HI, config)
     assert seen == []
+
+
+def test_provider_capabilities_fallback_agrees_with_struct_defaults() -> None:
+    class Bare(llmkit.ProviderKey):
+        name = "testbare"
+
+    assert core.provider_info(Bare()).capabilities == llmkit.Capabilities()
+    assert not any(msgspec.structs.astuple(llmkit.Capabilities()))
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning"),
+    [("o3-mini", True), ("gpt-5", True), ("gpt-4o-mini", False), ("", False)],
+)
+def test_provider_capabilities_depend_on_the_model(model: str, reasoning: bool) -> None:
+    caps = core.provider_info("openai", model).capabilities
+    assert caps.reasoning is reasoning
+    assert caps.streaming
+    assert caps.tools

@@ -335,5 +335,15 @@ def _decode_error(key: OpenAICompatible, response: HttpResponse, request: ChatRe
 
 
 @capabilities.dispatch
-def _capabilities(key: OpenAICompatible) -> Any:
-    return Capabilities(streaming=True, tools=True, vision=True, json_schema=True)
+def _capabilities(key: OpenAICompatible, model: str) -> Any:
+    return Capabilities(
+        streaming=True,
+        tools=True,
+        parallel_tool_calls=True,
+        vision=True,
+        audio_input="audio" in model,
+        file_input=True,
+        json_mode=True,
+        json_schema=True,
+        reasoning=_needs_max_completion_tokens(model) if model else False,
+    )

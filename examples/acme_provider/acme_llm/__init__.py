@@ -118,5 +118,5 @@ def _error(key: Acme, response: HttpResponse, request: ChatRequest) -> Any:
 
 
 @capabilities.dispatch
-def _capabilities(key: Acme) -> Any:
+def _capabilities(key: Acme, model: str) -> Any:
     return Capabilities(streaming=True)
