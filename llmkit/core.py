@@ -64,9 +64,7 @@ def _prepare(
             )
         req = to_request(request, model=model)
         if req.stream is not streaming:
-            # stream_options is refused by providers on a call that does not stream.
-            options = req.stream_options if streaming else None
-            req = msgspec.structs.replace(req, stream=streaming, stream_options=options)
+            req = msgspec.structs.replace(req, stream=streaming)
         check_request(req)
         settings = resolve_config(key, to_config(config))
     except LLMError as exc:

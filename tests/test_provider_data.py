@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -194,3 +196,45 @@ def test_provider_capabilities_depend_on_the_model(model: str, reasoning: bool) 
     assert caps.reasoning is reasoning
     assert caps.streaming
     assert caps.tools
+
+
+class Quirky(OpenAICompatible):
+    __slots__ = ()
+    name = "testquirky"
+    default_base_url = "https://quirky.example/api"
+    api_key_env = "TESTQUIRKY_API_KEY"
+    chat_path = "/v2/chat"
+    max_completion_tokens_models = ("think-",)
+    drop_fields = frozenset({"seed"})
+    rename_fields = MappingProxyType({"user": "end_user_id"})
+
+
+def test_provider_compatible_quirks_are_class_data() -> None:
+    seen: list[httpx.Request] = []
+    request = {**HI, "seed": 7, "user": "u1", "max_tokens": 5}
+    core.completion(
+        Quirky(), "think-1", request, {"api_key": "k-0123", "http_client": _client(seen)}
+    )
+    body = json.loads(seen[0].content)
+    assert str(seen[0].url) == "https://quirky.example/api/v2/chat"
+    assert "seed" not in body
+    assert body["end_user_id"] == "u1"
+    assert "user" not in body
+    assert body["max_completion_tokens"] == 5
+    assert "max_tokens" not in body
+    assert core.provider_info(Quirky(), "think-1").capabilities.reasoning
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "stream"])
+def test_provider_stream_options_are_the_codecs_business(streaming: bool) -> None:
+    seen: list[httpx.Request] = []
+    sse = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"x"}}]}\n\ndata: [DONE]\n\n'
+    reply = httpx.Response(200, content=sse, headers={"content-type": "text/event-stream"})
+    config = {"api_key": "k-0123", "http_client": _client(seen, None if not streaming else reply)}
+    request = {**HI, "stream_options": {"include_usage": False}}
+    if streaming:
+        core.stream("openai", "m", request, config).collect()
+    else:
+        core.completion("openai", "m", request, config)
+    body = json.loads(seen[0].content)
+    assert body.get("stream_options") == ({"include_usage": False} if streaming else None)

@@ -20,7 +20,9 @@ Wire facts this module rests on (from recorded traffic):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -55,17 +57,36 @@ from llmkit.types import (
     StreamState,
 )
 
-__all__ = ["OpenAI", "OpenAICompatible"]
+__all__ = [
+    "OpenAI",
+    "OpenAICompatible",
+    "build_headers",
+    "encode_openai_request",
+    "error_from_body",
+]
 
 
 class OpenAICompatible(ProviderKey):
     """Base key of every provider that speaks OpenAI's chat-completions protocol.
 
     Not registered under a name itself: subclass it with ``name``,
-    ``default_base_url`` and ``api_key_env`` to add a compatible provider.
+    ``default_base_url`` and ``api_key_env`` to add a compatible provider,
+    and set the class data below where the provider differs.
+
+    Attributes:
+        chat_path: appended to ``api_base``.
+        max_completion_tokens_models: model-name prefixes (after any
+            ``vendor/``) for which ``max_tokens`` is sent as
+            ``max_completion_tokens``.
+        drop_fields: request fields the provider refuses; left out.
+        rename_fields: request fields the provider names otherwise.
     """
 
     __slots__ = ()
+    chat_path: ClassVar[str] = "/chat/completions"
+    max_completion_tokens_models: ClassVar[tuple[str, ...]] = ()
+    drop_fields: ClassVar[frozenset[str]] = frozenset()
+    rename_fields: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
 
 class OpenAI(OpenAICompatible):
@@ -75,6 +96,8 @@ class OpenAI(OpenAICompatible):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"
+    # Reasoning models refuse max_tokens.
+    max_completion_tokens_models = ("o1", "o3", "o4", "gpt-5")
 
 
 # --- wire structs: only the fields the codec reads ------------------------------
@@ -100,12 +123,11 @@ _DECODE_ERROR = msgspec.json.Decoder(_ErrorEnvelope)
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
 _DONE = b"[DONE]"
 
-_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
-
-def _needs_max_completion_tokens(model: str) -> bool:
-    name = model.rsplit("/", 1)[-1]
-    return name.startswith(_REASONING_PREFIXES)
+def _is_reasoning(key: OpenAICompatible, model: str) -> bool:
+    # The models that want max_completion_tokens are the reasoning ones.
+    prefixes = key.max_completion_tokens_models
+    return bool(prefixes and model) and model.rsplit("/", 1)[-1].startswith(prefixes)
 
 
 def build_headers(key: ProviderKey, request: ChatRequest, config: Config) -> dict[str, str]:
@@ -118,13 +140,15 @@ def build_headers(key: ProviderKey, request: ChatRequest, config: Config) -> dic
 
 
 def encode_openai_request(
-    key: ProviderKey, request: ChatRequest, config: Config, *, path: str = "/chat/completions"
+    key: OpenAICompatible, request: ChatRequest, config: Config, *, path: str | None = None
 ) -> HttpCall:
     """Build the HTTP call for an OpenAI-shaped chat-completions endpoint.
 
-    Raises:
-        InvalidRequestError: a request OpenAI cannot accept (checked here so it
-            fails before any network call).
+    What differs between compatible providers comes from the key's class
+    data (``chat_path``, ``max_completion_tokens_models``, ``drop_fields``,
+    ``rename_fields``). Streams ask for usage on the last chunk unless the
+    request says otherwise; calls that do not stream send no
+    ``stream_options`` (providers refuse it there).
     """
     extra = request.extra_body
     changes: dict[str, Any] = {}
@@ -132,23 +156,32 @@ def encode_openai_request(
         changes["extra_body"] = None
     if request.extra_headers is not None:
         changes["extra_headers"] = None
-    if request.stream and request.stream_options is None:
+    if not request.stream:
+        if request.stream_options is not None:
+            changes["stream_options"] = None
+    elif request.stream_options is None:
         changes["stream_options"] = _INCLUDE_USAGE
     if (
         request.max_tokens is not None
         and request.max_completion_tokens is None
-        and isinstance(key, OpenAI)
-        and _needs_max_completion_tokens(request.model)
+        and _is_reasoning(key, request.model)
     ):
         changes["max_tokens"] = None
         changes["max_completion_tokens"] = request.max_tokens
     wire = msgspec.structs.replace(request, **changes) if changes else request
-    if extra:
+    if extra or key.drop_fields or key.rename_fields:
         payload = msgspec.to_builtins(wire)
-        payload.update(extra)
+        for name in key.drop_fields:
+            payload.pop(name, None)
+        for old, new in key.rename_fields.items():
+            if old in payload:
+                payload[new] = payload.pop(old)
+        if extra:
+            payload.update(extra)
         body = _ENCODE.encode(payload)
     else:
         body = _ENCODE.encode(wire)
+    path = key.chat_path if path is None else path
     return HttpCall(
         url=config.api_base + path if config.api_base else path,
         body=body,
@@ -345,5 +378,5 @@ def _capabilities(key: OpenAICompatible, model: str) -> Any:
         file_input=True,
         json_mode=True,
         json_schema=True,
-        reasoning=_needs_max_completion_tokens(model) if model else False,
+        reasoning=_is_reasoning(key, model),
     )
