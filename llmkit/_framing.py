@@ -8,7 +8,10 @@ into frames:
 * :class:`NDJSONDecoder` splits newline-delimited JSON into one ``bytes``
   object per non-blank line.
 
-Both are robust to any chunk boundary: a chunk may end in the middle of a
+Other formats (binary ones such as AWS event streams) are added with
+:func:`register_framing`; a call names its format in ``HttpCall.framing``.
+
+Both built-in decoders are robust to any chunk boundary: a chunk may end in the middle of a
 line, between the CR and LF of a CRLF pair, or inside a multi-byte UTF-8
 character. Payloads stay ``bytes`` so a JSON decoder can consume them
 without an intermediate ``str``.
@@ -23,9 +26,19 @@ used.
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NamedTuple, Protocol
 
-__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent"]
+__all__ = [
+    "Framer",
+    "Framing",
+    "NDJSONDecoder",
+    "SSEDecoder",
+    "SSEEvent",
+    "framing",
+    "register_framing",
+    "unregister_framing",
+]
 
 _BOM: Final = b"\xef\xbb\xbf"
 _LF: Final = 0x0A
@@ -409,3 +422,73 @@ class NDJSONDecoder:
         line = b"".join(self._parts).strip()
         self._parts = []
         return [line] if line else []
+
+
+# --- the framing registry: how a provider's stream is cut into events -------------------
+
+
+class Framer(Protocol):
+    """What a framing builds per stream: push bytes in, get complete events out."""
+
+    def feed(self, chunk: bytes) -> Iterable[Any]:
+        """Return the events that ``chunk`` completes."""
+        ...
+
+    def flush(self) -> Iterable[Any]:
+        """Return what the end of the body completes (or raise on a partial event)."""
+        ...
+
+
+class Framing(NamedTuple):
+    """A registered stream format.
+
+    Attributes:
+        name: what an ``HttpCall.framing`` names.
+        new: builds one :class:`Framer` per stream.
+        event_type: the class of the events it yields; a provider's
+            ``decode_event`` method is annotated with it (and resolved once
+            per stream, on it).
+    """
+
+    name: str
+    new: Callable[[], Framer]
+    event_type: type
+
+
+_framings: dict[str, Framing] = {
+    "sse": Framing("sse", SSEDecoder, SSEEvent),
+    "ndjson": Framing("ndjson", NDJSONDecoder, bytes),
+}
+_BUILT_IN: Final = frozenset(_framings)
+
+
+def register_framing(name: str, new: Callable[[], Framer], event_type: type) -> Framing:
+    """Register a stream format (for example AWS event streams) under ``name``.
+
+    Providers then set ``HttpCall(framing=name)`` and register
+    ``decode_event`` for ``event_type``. Registering a name again replaces
+    it, except the built-in ``"sse"`` and ``"ndjson"``.
+
+    Raises:
+        ValueError: ``name`` is a built-in framing, or empty.
+        TypeError: ``new`` is not callable or ``event_type`` not a class.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("a framing needs a non-empty name")
+    if name in _BUILT_IN:
+        raise ValueError(f"{name!r} is a built-in framing; register yours under another name")
+    if not callable(new) or not isinstance(event_type, type):
+        raise TypeError("register_framing(name, new, event_type): new() builds a framer")
+    spec = _framings[name] = Framing(name, new, event_type)
+    return spec
+
+
+def unregister_framing(name: str) -> None:
+    """Remove a framing added with :func:`register_framing` (built-ins stay)."""
+    if name not in _BUILT_IN:
+        _framings.pop(name, None)
+
+
+def framing(name: str) -> Framing | None:
+    """Return the framing registered under ``name``, or ``None``."""
+    return _framings.get(name)

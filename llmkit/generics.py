@@ -27,7 +27,7 @@ import plum
 
 from llmkit import _http
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
-from llmkit._framing import SSEEvent
+from llmkit._framing import framing as framing_of
 from llmkit.config import Config, secret_header_names
 from llmkit.errors import InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
@@ -72,8 +72,9 @@ def decode_response(key: Any, response: Any, request: Any) -> Any:
 def decode_event(key: Any, event: Any, state: Any) -> Any:
     """Turn one stream event into a ``StreamChunk``, ``None`` (nothing to emit) or an ``LLMError``.
 
-    Called as ``decode_event(key, event, state)``; ``event`` is an SSE event
-    or an NDJSON line (bytes), as the call's ``framing`` says; ``state`` is
+    Called as ``decode_event(key, event, state)``; ``event`` is what the
+    call's framing yields (an ``SSEEvent`` for ``"sse"``, the bytes of one
+    line for ``"ndjson"``, a registered framing's own type); ``state`` is
     the stream's :class:`~llmkit.types.StreamState`, where the codec sets
     ``done`` on the provider's end marker.
     """
@@ -251,10 +252,17 @@ def _pipeline(
             this framing, so it cannot stream.
     """
     state = StreamState(provider=key.name, model=request.model)
+    spec = framing_of(framing)
+    if spec is None:
+        raise InvalidRequestError(
+            f"{key.name} asked for stream framing {framing!r}, which is not registered; "
+            "the provider package must call register_framing() first",
+            provider=key.name,
+            model=request.model,
+        )
     # Resolve the method once per stream rather than dispatching on every event.
-    event_type = bytes if framing == "ndjson" else SSEEvent
     try:
-        method = decode_event.invoke(type(key), event_type, StreamState)
+        method = decode_event.invoke(type(key), spec.event_type, StreamState)
     except plum.NotFoundLookupError:
         raise InvalidRequestError(
             f"{key.name} cannot stream: it registers no decode_event method for "

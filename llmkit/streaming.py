@@ -27,8 +27,8 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any
 
-from llmkit._framing import NDJSONDecoder, SSEDecoder
-from llmkit.errors import LLMError, StreamInterruptedError
+from llmkit._framing import Framer, framing
+from llmkit.errors import InvalidRequestError, LLMError, StreamInterruptedError
 from llmkit.types import (
     ChatResponse,
     Choice,
@@ -63,14 +63,15 @@ class EventPipeline:
 
     def __init__(
         self,
-        framing: str,
+        framing_name: str,
         decode: EventDecoder,
         state: StreamState,
         annotate: Annotate = _same,
     ) -> None:
-        self._framer: SSEDecoder | NDJSONDecoder = (
-            NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
-        )
+        spec = framing(framing_name)
+        if spec is None:
+            raise InvalidRequestError(f"unknown stream framing {framing_name!r}")
+        self._framer: Framer = spec.new()
         self._decode = decode
         self._annotate = annotate
         self.state = state

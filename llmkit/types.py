@@ -376,8 +376,9 @@ class StreamChunk(_Base, frozen=True, kw_only=True, gc=False):
 class HttpCall(msgspec.Struct, kw_only=True):
     """An HTTP request described by a provider codec; the transport sends it.
 
-    ``framing`` tells the transport how to cut a streamed body into events:
-    ``"sse"`` (server-sent events) or ``"ndjson"`` (one JSON object a line).
+    ``framing`` names how a streamed body is cut into events: ``"sse"``
+    (server-sent events), ``"ndjson"`` (one JSON object a line), or a
+    format a package registered with ``llmkit.provider.register_framing``.
     """
 
     url: str
@@ -385,7 +386,7 @@ class HttpCall(msgspec.Struct, kw_only=True):
     headers: dict[str, str]
     method: str = "POST"
     stream: bool = False
-    framing: Literal["sse", "ndjson"] = "sse"
+    framing: str = "sse"
 
 
 class HttpResponse(msgspec.Struct, kw_only=True):
