@@ -13,10 +13,11 @@ The names below are loaded on first use (PEP 562), so ``import llmkit``
 stays cheap: plum, httpx and the provider codecs load with the first call.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# No "from __future__ import annotations" here: it would bind a public-looking
+# name, "annotations", in the package namespace. Helpers are underscored.
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from llmkit.errors import (
     APIConnectionError,
@@ -34,7 +35,7 @@ from llmkit.errors import (
     TimeoutError,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from llmkit.config import Config
     from llmkit.core import (
         acompletion,
@@ -148,11 +149,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'llmkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -94,6 +94,7 @@ def test_examples_readme_provider_recipe_runs() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url == "https://api.contoso.example/v1/chat"
+        assert request.headers["x-contoso-key"] == "contoso-key-1234"
         if b'"stream":true' in request.content:
             return httpx.Response(
                 200,
@@ -107,3 +108,33 @@ def test_examples_readme_provider_recipe_runs() -> None:
         config = {"api_key": "contoso-key-1234", "http_client": client}
         assert core.completion("contoso", "m", HI, config).text == "hi"
         assert [c.text for c in core.stream("contoso", "m", HI, config)] == ["yo"]
+
+
+def _llmkit_imports(source: str) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "llmkit" or name.startswith("llmkit.")}
+
+
+def test_examples_providers_import_only_the_provider_sdk() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    recipe = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "class Contoso" in block
+    )
+    sources = {
+        "README recipe": recipe,
+        "acme_llm": (ROOT / "examples/acme_provider/acme_llm/__init__.py").read_text("utf-8"),
+        "openai": (ROOT / "providers/llmkit_providers/openai.py").read_text("utf-8"),
+    }
+    for where, source in sources.items():
+        assert _llmkit_imports(source) == {"llmkit.provider"}, where

@@ -26,35 +26,33 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from llmkit.config import Config, auth_headers
-from llmkit.errors import (
+from llmkit.provider import (
     AuthenticationError,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Config,
     ContentFilterError,
     ContextWindowError,
+    HttpCall,
+    HttpResponse,
     InvalidRequestError,
     LLMError,
     NotFoundError,
     PermissionDeniedError,
+    ProviderKey,
     RateLimitError,
     ServiceUnavailableError,
-)
-from llmkit.generics import (
+    SSEEvent,
+    StreamChunk,
+    StreamOptions,
+    StreamState,
+    auth_headers,
     capabilities,
     decode_error,
     decode_event,
     decode_response,
     encode_request,
-)
-from llmkit.keys import ProviderKey
-from llmkit.types import (
-    Capabilities,
-    ChatRequest,
-    ChatResponse,
-    HttpCall,
-    HttpResponse,
-    StreamChunk,
-    StreamOptions,
-    StreamState,
 )
 
 __all__ = [
@@ -230,7 +228,7 @@ def _raise_malformed(
 
 
 @decode_event.dispatch
-def _decode_event(key: OpenAICompatible, event: Any, state: StreamState) -> Any:
+def _decode_event(key: OpenAICompatible, event: SSEEvent, state: StreamState) -> Any:
     data = event.data
     if data == _DONE:
         state.done = True

@@ -13,29 +13,28 @@ from typing import Any
 
 import msgspec
 
-import llmkit
-from llmkit.config import Config
-from llmkit.generics import (
-    capabilities,
-    decode_error,
-    decode_event,
-    decode_response,
-    encode_request,
-)
-from llmkit.keys import ProviderKey
-from llmkit.types import (
+from llmkit.provider import (
+    AuthenticationError,
     Capabilities,
     ChatRequest,
     ChatResponse,
     Choice,
     ChunkChoice,
+    Config,
     Delta,
     HttpCall,
     HttpResponse,
     Message,
+    ProviderKey,
+    ServiceUnavailableError,
     StreamChunk,
     StreamState,
     Usage,
+    capabilities,
+    decode_error,
+    decode_event,
+    decode_response,
+    encode_request,
 )
 
 __all__ = ["Acme"]
@@ -113,8 +112,8 @@ def _event(key: Acme, line: bytes, state: StreamState) -> Any:
 @decode_error.dispatch
 def _error(key: Acme, response: HttpResponse, request: ChatRequest) -> Any:
     if response.status == 401:
-        return llmkit.AuthenticationError("Acme refused the key; check ACME_API_KEY")
-    return llmkit.ServiceUnavailableError(f"Acme failed: {response.body[:200]!r}")
+        return AuthenticationError("Acme refused the key; check ACME_API_KEY")
+    return ServiceUnavailableError(f"Acme failed: {response.body[:200]!r}")
 
 
 @capabilities.dispatch

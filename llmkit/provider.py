@@ -1,0 +1,155 @@
+"""The provider SDK: everything a provider package needs, in one import.
+
+A provider is a key type plus methods on the generic functions::
+
+    from llmkit.provider import ChatRequest, Config, HttpCall, ProviderKey, encode_request
+
+    class Contoso(ProviderKey):
+        name = "contoso"
+        default_base_url = "https://api.contoso.example/v1"
+        api_key_env = "CONTOSO_API_KEY"
+
+    @encode_request.dispatch
+    def _(key: Contoso, request: ChatRequest, config: Config) -> Any: ...
+
+Built-in providers use exactly this module, and so should third-party ones:
+the names here are the seam llmkit keeps stable. Codecs are sans-I/O: they
+never import httpx, sleep or start threads; the transport sends the
+:class:`HttpCall` they describe and hands back an :class:`HttpResponse` or
+stream events cut by the call's framing.
+"""
+
+from llmkit._framing import (
+    Framer,
+    Framing,
+    SSEEvent,
+    register_framing,
+    unregister_framing,
+)
+from llmkit.config import Config, auth_headers, secret_header_names
+from llmkit.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ContentFilterError,
+    ContextWindowError,
+    InvalidRequestError,
+    LLMError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderNotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamInterruptedError,
+    TimeoutError,
+)
+from llmkit.generics import (
+    acompletion,
+    capabilities,
+    completion,
+    decode_error,
+    decode_event,
+    decode_response,
+    encode_request,
+)
+from llmkit.keys import ENTRY_POINT_GROUP, ProviderKey
+from llmkit.types import (
+    AudioPart,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    CompletionTokensDetails,
+    ContentPart,
+    Delta,
+    FileData,
+    FilePart,
+    Function,
+    FunctionCall,
+    FunctionCallDelta,
+    HttpCall,
+    HttpResponse,
+    ImagePart,
+    ImageURL,
+    InputAudio,
+    JSONSchema,
+    Message,
+    PromptTokensDetails,
+    ResponseFormat,
+    StreamChunk,
+    StreamOptions,
+    StreamState,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceFunction,
+    Usage,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "APIConnectionError",
+    "AudioPart",
+    "AuthenticationError",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "Choice",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "Config",
+    "ContentFilterError",
+    "ContentPart",
+    "ContextWindowError",
+    "Delta",
+    "FileData",
+    "FilePart",
+    "Framer",
+    "Framing",
+    "Function",
+    "FunctionCall",
+    "FunctionCallDelta",
+    "HttpCall",
+    "HttpResponse",
+    "ImagePart",
+    "ImageURL",
+    "InputAudio",
+    "InvalidRequestError",
+    "JSONSchema",
+    "LLMError",
+    "Message",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PromptTokensDetails",
+    "ProviderKey",
+    "ProviderNotFoundError",
+    "RateLimitError",
+    "ResponseFormat",
+    "SSEEvent",
+    "ServiceUnavailableError",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "StreamOptions",
+    "StreamState",
+    "TextPart",
+    "TimeoutError",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolChoiceFunction",
+    "Usage",
+    "acompletion",
+    "auth_headers",
+    "capabilities",
+    "completion",
+    "decode_error",
+    "decode_event",
+    "decode_response",
+    "encode_request",
+    "register_framing",
+    "secret_header_names",
+    "unregister_framing",
+]
