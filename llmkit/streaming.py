@@ -376,12 +376,23 @@ class _CallParts:
 
 
 class _ChoiceParts:
-    __slots__ = ("by_index", "calls", "finish_reason", "refusal", "role", "text")
+    __slots__ = (
+        "by_index",
+        "calls",
+        "data",
+        "finish_reason",
+        "reasoning",
+        "refusal",
+        "role",
+        "text",
+    )
 
     def __init__(self) -> None:
         self.role = "assistant"
         self.text: list[str] = []
         self.refusal: list[str] = []
+        self.reasoning: list[str] = []
+        self.data: dict[str, Any] | None = None
         self.calls: list[_CallParts] = []
         self.by_index: dict[int, _CallParts] = {}
         self.finish_reason: str | None = None
@@ -401,6 +412,8 @@ class _ChoiceParts:
             content=text if text or not calls else None,
             tool_calls=calls or None,
             refusal="".join(self.refusal) or None,
+            reasoning="".join(self.reasoning) or None,
+            provider_data=self.data,
         )
 
 
@@ -429,6 +442,12 @@ def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
                 parts.text.append(delta.content)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
+            if delta.reasoning:
+                parts.reasoning.append(delta.reasoning)
+            if delta.provider_data:
+                if parts.data is None:
+                    parts.data = {}
+                parts.data.update(delta.provider_data)
             if delta.tool_calls:
                 for piece in delta.tool_calls:
                     call = parts.by_index.get(piece.index)

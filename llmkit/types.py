@@ -184,6 +184,14 @@ class Message(_Base, frozen=True, kw_only=True):
     ``content`` is a string, a list of parts, or ``None`` (an assistant turn
     that only calls tools). ``tool_call_id`` ties a ``tool`` message to the
     call it answers.
+
+    ``reasoning`` is the model's visible reasoning text, where the provider
+    returns it. ``provider_data`` holds what a provider needs back on the
+    next turn and llmkit cannot model (Anthropic thinking signatures and
+    redacted thinking, Gemini thought signatures, OpenRouter reasoning
+    details), keyed by provider name so a history that crosses providers
+    keeps each one's data apart. Both survive a round trip through history;
+    each codec sends them only where its provider accepts them.
     """
 
     role: Role
@@ -192,6 +200,8 @@ class Message(_Base, frozen=True, kw_only=True):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     refusal: str | None = None
+    reasoning: str | None = None
+    provider_data: dict[str, Any] | None = None
 
 
 class JSONSchema(_Base, frozen=True, kw_only=True):
@@ -248,10 +258,11 @@ class ChatRequest(_Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class PromptTokensDetails(_Base, frozen=True, kw_only=True):
-    """Where known: prompt tokens served from the provider's cache."""
+    """Where known: prompt tokens read from the provider's cache, and written to it."""
 
     cached_tokens: int | None = None
     audio_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class CompletionTokensDetails(_Base, frozen=True, kw_only=True):
@@ -336,12 +347,19 @@ class ToolCallDelta(_Base, frozen=True, kw_only=True, gc=False):
 
 
 class Delta(_Base, frozen=True, kw_only=True, gc=False):
-    """What one chunk adds to a choice."""
+    """What one chunk adds to a choice.
+
+    ``reasoning`` pieces are concatenated like ``content``; ``provider_data``
+    entries are merged by provider name (a later entry replaces an earlier
+    one), so a codec sends each provider's opaque data whole.
+    """
 
     role: str | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
+    reasoning: str | None = None
+    provider_data: dict[str, Any] | None = None
 
 
 class ChunkChoice(_Base, frozen=True, kw_only=True, gc=False):
@@ -584,6 +602,8 @@ def _checked_struct(request: ChatRequest) -> ChatRequest:
             and message.tool_calls is None
             and message.tool_call_id is None
             and message.refusal is None
+            and message.reasoning is None
+            and message.provider_data is None
         ):
             continue
         converted = _convert(message, Message, f"$.messages[{i}]")

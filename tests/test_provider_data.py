@@ -238,3 +238,70 @@ def test_provider_stream_options_are_the_codecs_business(streaming: bool) -> Non
         core.completion("openai", "m", request, config)
     body = json.loads(seen[0].content)
     assert body.get("stream_options") == ({"include_usage": False} if streaming else None)
+
+
+def test_provider_reasoning_and_opaque_data_are_assembled_from_deltas() -> None:
+    from llmkit.streaming import accumulate
+
+    chunks = [
+        llmkit.StreamChunk(
+            choices=[llmkit.types.ChunkChoice(delta=llmkit.types.Delta(reasoning="Let me "))]
+        ),
+        llmkit.StreamChunk(
+            choices=[
+                llmkit.types.ChunkChoice(
+                    delta=llmkit.types.Delta(
+                        reasoning="think.", provider_data={"anthropic": {"signature": "sig-1"}}
+                    )
+                )
+            ]
+        ),
+        llmkit.StreamChunk(
+            choices=[llmkit.types.ChunkChoice(delta=llmkit.types.Delta(content="42"))]
+        ),
+    ]
+    message = accumulate(chunks).choices[0].message
+    assert message.reasoning == "Let me think."
+    assert message.provider_data == {"anthropic": {"signature": "sig-1"}}
+    assert message.content == "42"
+
+
+def test_provider_foreign_reasoning_in_history_is_not_sent_to_openai() -> None:
+    seen: list[httpx.Request] = []
+    earlier = llmkit.Message(
+        role="assistant",
+        content="42",
+        reasoning="Let me think.",
+        provider_data={"anthropic": {"signature": "sig-1", "redacted": "b64=="}},
+    )
+    history = [
+        llmkit.Message(role="user", content="?"),
+        earlier,
+        llmkit.Message(role="user", content="Why?"),
+    ]
+    request = llmkit.ChatRequest(model="gpt-4o-mini", messages=history)
+    core.completion(
+        "openai", "gpt-4o-mini", request, {"api_key": "k-0123", "http_client": _client(seen)}
+    )
+    sent = json.loads(seen[0].content)["messages"]
+    assert sent[1] == {"role": "assistant", "content": "42"}
+    # The history itself keeps them for the provider that wants them back.
+    assert history[1].provider_data == {"anthropic": {"signature": "sig-1", "redacted": "b64=="}}
+    dict_history = msgspec.to_builtins(history)
+    seen.clear()
+    core.completion(
+        "openai",
+        "m",
+        {"messages": dict_history},
+        {"api_key": "k-0123", "http_client": _client(seen)},
+    )
+    assert json.loads(seen[0].content)["messages"][1] == {"role": "assistant", "content": "42"}
+
+
+def test_provider_usage_has_cache_write_tokens() -> None:
+    usage = msgspec.json.decode(
+        b'{"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 6}}',
+        type=llmkit.Usage,
+    )
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cache_write_tokens == 6

@@ -166,6 +166,15 @@ def encode_openai_request(
     ):
         changes["max_tokens"] = None
         changes["max_completion_tokens"] = request.max_tokens
+    if any(m.reasoning is not None or m.provider_data is not None for m in request.messages):
+        # Reasoning text and other providers' opaque data stay in the history
+        # but never reach OpenAI, which refuses unknown message fields.
+        changes["messages"] = [
+            msgspec.structs.replace(m, reasoning=None, provider_data=None)
+            if m.reasoning is not None or m.provider_data is not None
+            else m
+            for m in request.messages
+        ]
     wire = msgspec.structs.replace(request, **changes) if changes else request
     if extra or key.drop_fields or key.rename_fields:
         payload = msgspec.to_builtins(wire)
