@@ -12,7 +12,7 @@ Usage (from the repository root)::
 
 ``stages`` times each step llmkit adds to a call in isolation (no network),
 next to the floor's equivalent, with ``timeit`` (median of 15 repeats), then
-the whole ``llmkit.core`` call and stream with ``llmkit._http.send`` replaced,
+the whole ``llmkit.core`` call and stream with the default transport's ``send`` replaced,
 in this process only, by canned bytes. It reaches into llmkit's private
 helpers (``_prepare``, ``_pipeline``, plum's method cache), so a row may say
 ``n/a`` after a refactor. The cProfile targets run against ``bench/server.py``
@@ -73,7 +73,7 @@ def stages() -> None:
     floor_encoder = msgspec.json.Encoder()
     floor_decoder = msgspec.json.Decoder(run._FResponse)
     event = _sse_event()
-    pipeline = generics._pipeline(key, req, "sse")
+    pipeline = generics._pipeline(key, req, "sse", generics._Context(key, req, cfg))
     state = pipeline.state
     raw_event = _raw_event()
     framer = SSEDecoder()
@@ -86,7 +86,7 @@ def stages() -> None:
         return generic._resolve_method_with_cache(args=args)[0]  # type: ignore[no-any-return]
 
     raw_decode_response = method(generics.decode_response, key, response, req)
-    raw_capabilities = method(generics.capabilities, key)
+    raw_capabilities = method(generics.capabilities, key, run.MODEL)
     raw_decode_event = method(generics.decode_event, key, event, state)
 
     rows: list[tuple[str, Callable[[], Any]]] = [
@@ -118,9 +118,12 @@ def stages() -> None:
             "  floor: msgspec encode of the dict",
             lambda: floor_encoder.encode({"model": run.MODEL, "messages": run.MESSAGES}),
         ),
-        ("generics._on_error closure", lambda: generics._on_error(key, req, cfg)),
-        ("_http._Retry(config) + .timeout()", lambda: _http._Retry(cfg).timeout(cfg)),
-        ("_http._sync_client(config)", lambda: _http._sync_client(cfg)),
+        ("generics._Context(...)", lambda: generics._Context(key, req, cfg)),
+        (
+            "_http._Retry(config, client) + .timeout()",
+            lambda: _http._Retry(cfg, _http.default_transport.sync_client(cfg)).timeout(),
+        ),
+        ("transport.sync_client(config)", lambda: _http.default_transport.sync_client(cfg)),
         ("HttpResponse(...) construction", lambda: HttpResponse(status=200, headers={}, body=b"")),
         (
             "generics.decode_response (plum + decode)",
@@ -129,8 +132,11 @@ def stages() -> None:
         ("  codec _decode_response (no dispatch)", lambda: raw_decode_response(key, response, req)),
         ("    ChatResponse decode", lambda: codec._DECODE_RESPONSE.decode(response.body)),
         ("  floor: small-Struct decode", lambda: floor_decoder.decode(response.body)),
-        ("plum dispatch: generics.capabilities(key)", lambda: generics.capabilities(key)),
-        ("  the method it dispatches to", lambda: raw_capabilities(key)),
+        (
+            "plum dispatch: generics.capabilities(key, model)",
+            lambda: generics.capabilities(key, run.MODEL),
+        ),
+        ("  the method it dispatches to", lambda: raw_capabilities(key, run.MODEL)),
         (
             "per stream event: generics.decode_event (plum)",
             lambda: generics.decode_event(key, event, state),
@@ -174,11 +180,14 @@ class _FakeBody:
     def close(self) -> None:
         pass
 
+    def drain(self) -> None:
+        pass
+
 
 def _stubbed_transport_rows(
     request_dict: Any, config_dict: Any, prebuilt: Any, prebuilt_cfg: Any
 ) -> list[tuple[str, Callable[[], Any]]]:
-    """llmkit's whole call with ``_http.send`` replaced by canned bytes (this process only)."""
+    """llmkit's whole call with the transport's ``send`` replaced by canned bytes (this process)."""
     import msgspec
     from httpx._decoders import LineDecoder, TextDecoder
 
@@ -190,10 +199,11 @@ def _stubbed_transport_rows(
     canned = HttpResponse(status=200, headers={}, body=body)
     events = _raw_events(1000)
 
-    def fake_send(call: Any, config: Any, on_error: Any) -> Any:
+    def fake_send(call: Any, config: Any, context: Any) -> Any:
         return _FakeBody(events) if call.stream else canned
 
-    _http.send = fake_send  # the profiler's process only; llmkit's code is untouched
+    # The profiler's process only; llmkit's code is untouched.
+    _http.default_transport.send = fake_send  # type: ignore[method-assign]
     encoder = msgspec.json.Encoder()
     decoder = msgspec.json.Decoder(run._FResponse)
     chunk_decoder = msgspec.json.Decoder(run._FChunk)

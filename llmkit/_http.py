@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import contextlib
 import contextvars
 import math
 import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpcore
 import httpx
+import msgspec
 
 from llmkit.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES, Config
 from llmkit.errors import (
@@ -48,18 +50,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncByteStream",
+    "AttemptEvent",
+    "AttemptHook",
     "ByteStream",
     "CallContext",
+    "Transport",
     "aclose_clients",
-    "asend",
     "close_clients",
+    "default_transport",
     "parse_retry_after",
-    "send",
 ]
 
 
 class CallContext(Protocol):
-    """What the transport needs from its caller to build complete errors."""
+    """What the transport needs from its caller to build complete errors and events."""
+
+    provider: str
+    model: str
 
     def from_response(self, response: HttpResponse) -> LLMError:
         """Return the error for a response with an error status."""
@@ -176,9 +183,8 @@ def _bound_by_deadline(client: httpx.Client) -> httpx.Client:
     return client
 
 
-_lock = threading.Lock()
+_ssl_lock = threading.Lock()
 _ssl_context: Any = None
-_sync_clients: dict[tuple[float, float], httpx.Client] = {}
 
 
 class _LoopClients:
@@ -189,11 +195,6 @@ class _LoopClients:
     def __init__(self) -> None:
         self.clients: dict[tuple[float, float], httpx.AsyncClient] = {}
         self.closer: AsyncGenerator[None, None] | None = None
-
-
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _timeouts(config: Config) -> tuple[float, float]:
@@ -209,13 +210,16 @@ def _httpx_timeout(connect: float, read: float) -> httpx.Timeout:
 
 
 def _ssl() -> Any:
+    # One per process, shared by every transport: building one costs ~20 ms.
     global _ssl_context
     if _ssl_context is None:
-        _ssl_context = httpx.create_ssl_context()
+        with _ssl_lock:
+            if _ssl_context is None:
+                _ssl_context = httpx.create_ssl_context()
     return _ssl_context
 
 
-def _sync_client(config: Config) -> httpx.Client:
+def _injected_sync(config: Config) -> httpx.Client | None:
     injected = config.http_client
     if injected is not None:
         if not isinstance(injected, httpx.Client):
@@ -230,35 +234,10 @@ def _sync_client(config: Config) -> httpx.Client:
             "async_http_client= is used by async calls only; pass http_client="
             "httpx.Client(...) for sync calls"
         )
-    key = _timeouts(config)
-    client = _sync_clients.get(key)
-    if client is None:
-        with _lock:
-            client = _sync_clients.get(key)
-            if client is None:
-                client = _bound_by_deadline(
-                    httpx.Client(timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS)
-                )
-                _sync_clients[key] = client
-    return client
+    return None
 
 
-async def _close_at_shutdown(entry: _LoopClients) -> AsyncGenerator[None, None]:
-    # An async generator that never finishes is closed by the loop's
-    # shutdown_asyncgens() (asyncio.run calls it), inside the loop: the one
-    # moment llmkit can still await its clients' aclose().
-    import asyncio
-
-    try:
-        yield
-    finally:
-        _async_clients.pop(asyncio.get_running_loop(), None)
-        for client in entry.clients.values():
-            await client.aclose()
-        entry.clients.clear()
-
-
-async def _async_client(config: Config) -> httpx.AsyncClient:
+def _injected_async(config: Config) -> httpx.AsyncClient | None:
     injected = config.async_http_client
     if injected is not None:
         if not isinstance(injected, httpx.AsyncClient):
@@ -272,59 +251,7 @@ async def _async_client(config: Config) -> httpx.AsyncClient:
             "http_client= is used by sync calls only; pass async_http_client="
             "httpx.AsyncClient(...) for async calls"
         )
-    # asyncio costs 25-30 ms to import; sync-only programs never pay it.
-    import asyncio
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise InvalidRequestError(
-            "llmkit's pooled async clients need asyncio; under another event loop "
-            "(trio) pass async_http_client=httpx.AsyncClient(...)"
-        ) from None
-    entry = _async_clients.get(loop)
-    if entry is None:
-        for old in [old for old in _async_clients if old.is_closed()]:
-            # A loop closed without shutdown_asyncgens(): drop its clients.
-            _async_clients.pop(old, None)
-        entry = _async_clients[loop] = _LoopClients()
-        entry.closer = _close_at_shutdown(entry)
-        await entry.closer.__anext__()
-    key = _timeouts(config)
-    client = entry.clients.get(key)
-    if client is None:
-        client = httpx.AsyncClient(
-            timeout=_httpx_timeout(*key), verify=_ssl(), limits=_ASYNC_LIMITS
-        )
-        entry.clients[key] = client
-    return client
-
-
-def close_clients() -> None:
-    """Close llmkit's pooled sync clients.
-
-    Async clients close when their event loop shuts down (``asyncio.run``
-    does that); this runs at interpreter exit too.
-    """
-    with _lock:
-        clients = list(_sync_clients.values())
-        _sync_clients.clear()
-    for client in clients:
-        client.close()
-
-
-async def aclose_clients() -> None:
-    """Close the pooled async clients of the running asyncio loop (if it has any)."""
-    import asyncio
-
-    entry = _async_clients.pop(asyncio.get_running_loop(), None)
-    if entry is not None and entry.closer is not None:
-        # Its finally closes the clients; the loop's shutdown then has nothing to do.
-        await entry.closer.aclose()
-
-
-# Pooled connections are closed on exit rather than left to the garbage collector.
-atexit.register(close_clients)
+    return None
 
 
 def _seconds(value: str, scale: float = 1.0) -> float | None:
@@ -754,114 +681,322 @@ def _redirected(call: HttpCall, status: int, location: str | None) -> LLMError:
 _SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, UnicodeError)
 
 
-def send(call: HttpCall, config: Config, context: CallContext) -> Any:
-    """Send ``call``, retrying retryable failures; return the response or an open stream.
+class AttemptEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What one HTTP attempt of a call did, for metrics and callbacks.
 
-    Returns an :class:`HttpResponse` for a plain call and a :class:`ByteStream`
-    when ``call.stream`` is set (retries apply until the status line arrives).
-    Redirects are never followed.
-
-    Raises:
-        LLMError: the provider's error (built by ``context``), a redirect, or a
-            transport failure, once retries are spent or when it is not retryable.
+    Attributes:
+        provider: the provider's name.
+        model: the model asked for.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        status: the HTTP status, or ``None`` when no response arrived.
+        latency: seconds from sending to the end of the attempt (to the
+            response headers for a stream that opened).
+        first_byte: seconds from sending to the response headers, when a
+            response arrived; for a plain call without a deadline httpx
+            reads the body before it returns, so this equals ``latency``.
+        wait: seconds slept before the next attempt, or ``None`` when this
+            attempt ended the call.
+        error: the error of a failed attempt, or ``None``.
     """
-    client = _sync_client(config)
-    pooled = config.http_client is None
-    retry = _Retry(config, client)
-    deadline = retry.deadline
-    while True:
+
+    provider: str
+    model: str
+    attempt: int
+    status: int | None
+    latency: float
+    first_byte: float | None
+    wait: float | None
+    error: LLMError | None
+
+
+AttemptHook = Callable[[AttemptEvent], None]
+
+
+class Transport:
+    """Sends codecs' calls: owns its pooled clients, retries, deadlines and attempt events.
+
+    ``llmkit.core`` uses one process-wide transport; a ``System`` (or a
+    test) builds its own and closes it without touching anyone else's. The
+    TLS context is shared by all: one per process.
+
+    Args:
+        on_attempt: called with an :class:`AttemptEvent` after every HTTP
+            attempt, from the calling thread or task. With none set,
+            nothing is measured. An exception it raises is ignored.
+    """
+
+    def __init__(self, *, on_attempt: AttemptHook | None = None) -> None:
+        self.on_attempt = on_attempt
+        self._lock = threading.Lock()
+        self._sync: dict[tuple[float, float], httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # --- pools ------------------------------------------------------------------------------
+
+    def sync_client(self, config: Config) -> httpx.Client:
+        """Return the client for a sync call: the injected one, or a pooled one.
+
+        Raises:
+            InvalidRequestError: an injected client of the wrong kind.
+        """
+        injected = _injected_sync(config)
+        if injected is not None:
+            return injected
+        key = _timeouts(config)
+        client = self._sync.get(key)
+        if client is None:
+            with self._lock:
+                client = self._sync.get(key)
+                if client is None:
+                    client = _bound_by_deadline(
+                        httpx.Client(
+                            timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS
+                        )
+                    )
+                    self._sync[key] = client
+        return client
+
+    async def _close_at_shutdown(self, entry: _LoopClients) -> AsyncGenerator[None, None]:
+        # An async generator that never finishes is closed by the loop's
+        # shutdown_asyncgens() (asyncio.run calls it), inside the loop: the one
+        # moment llmkit can still await its clients' aclose().
+        import asyncio
+
         try:
-            timeout = retry.timeout()
-        except LLMError as passed:
-            raise context.annotate(passed) from None
-        failure: LLMError | None = None
-        token = _call_deadline.set(deadline) if deadline is not None else None
-        try:
-            request = client.build_request(
-                call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
-            )
-            response = client.send(
-                request, stream=call.stream or deadline is not None, follow_redirects=False
-            )
-            status = response.status_code
-            if status < 300:
-                if call.stream:
-                    return ByteStream(response, call, deadline, context, pooled)
-                if deadline is None:
-                    body = response.content
-                else:
-                    body = _read_before(response, deadline, context)
-                return HttpResponse(status=status, headers=response.headers, body=body)
-            if status < 400:
-                response.close()
-                failure = context.annotate(
-                    _redirected(call, status, response.headers.get("location")),
-                    response.headers,
-                )
-            else:
-                body = _error_body(response, deadline, context)
-        except _SEND_ERRORS as exc:
-            failure = context.annotate(_translate(exc, call, retry))
-        except LLMError:
-            raise
-        except Exception as exc:
-            failure = context.annotate(_broken(exc, call))
+            yield
         finally:
-            if token is not None:
-                _call_deadline.reset(token)
-        if failure is None:
-            failure = context.from_response(
-                HttpResponse(status=status, headers=response.headers, body=body)
+            self._async.pop(asyncio.get_running_loop(), None)
+            for client in entry.clients.values():
+                await client.aclose()
+            entry.clients.clear()
+
+    async def async_client(self, config: Config) -> httpx.AsyncClient:
+        """Return the client for an async call: the injected one, or one pooled per loop.
+
+        Raises:
+            InvalidRequestError: an injected client of the wrong kind, or no
+                asyncio loop for a pooled client (under trio, inject one).
+        """
+        injected = _injected_async(config)
+        if injected is not None:
+            return injected
+        # asyncio costs 25-30 ms to import; sync-only programs never pay it.
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise InvalidRequestError(
+                "llmkit's pooled async clients need asyncio; under another event loop "
+                "(trio) pass async_http_client=httpx.AsyncClient(...)"
+            ) from None
+        entry = self._async.get(loop)
+        if entry is None:
+            for old in [old for old in self._async if old.is_closed()]:
+                # A loop closed without shutdown_asyncgens(): drop its clients.
+                self._async.pop(old, None)
+            entry = self._async[loop] = _LoopClients()
+            entry.closer = self._close_at_shutdown(entry)
+            await entry.closer.__anext__()
+        key = _timeouts(config)
+        client = entry.clients.get(key)
+        if client is None:
+            client = httpx.AsyncClient(
+                timeout=_httpx_timeout(*key), verify=_ssl(), limits=_ASYNC_LIMITS
             )
-        wait = retry.delay(failure)
-        if wait is None:
-            raise failure  # outside the except block, so nothing is chained
-        _sleep(wait)
+            entry.clients[key] = client
+        return client
 
+    def close(self) -> None:
+        """Close the pooled sync clients; later calls open new ones.
 
-async def asend(call: HttpCall, config: Config, context: CallContext) -> Any:
-    """The async twin of :func:`send`; returns an :class:`AsyncByteStream` for streams.
+        Async clients close when their event loop shuts down (``asyncio.run``
+        does that), or with :meth:`aclose`.
+        """
+        with self._lock:
+            clients = list(self._sync.values())
+            self._sync.clear()
+        for client in clients:
+            client.close()
 
-    The deadline is kept by cancelling the attempt, which bounds any client.
+    async def aclose(self) -> None:
+        """Close the pooled async clients of the running asyncio loop (if it has any)."""
+        import asyncio
 
-    Raises:
-        LLMError: as :func:`send` does.
-    """
-    import anyio
+        entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None and entry.closer is not None:
+            # Its finally closes the clients; the loop's shutdown then has nothing to do.
+            await entry.closer.aclose()
 
-    client = await _async_client(config)
-    retry = _Retry(config, client)
-    deadline = retry.deadline
-    while True:
-        try:
-            timeout = retry.timeout()
-        except LLMError as passed:
-            raise context.annotate(passed) from None
-        failure: LLMError | None = None
-        try:
-            if deadline is None:
-                outcome = await _attempt(client, call, timeout, None, context)
+    # --- attempt events -------------------------------------------------------------------
+
+    def _report(
+        self,
+        context: CallContext,
+        attempt: int,
+        started: float,
+        first_byte: float | None,
+        status: int | None,
+        error: LLMError | None,
+        wait: float | None,
+    ) -> None:
+        hook = self.on_attempt
+        if hook is None:
+            return
+        now = time.perf_counter()
+        event = AttemptEvent(
+            provider=context.provider,
+            model=context.model,
+            attempt=attempt,
+            status=status,
+            latency=now - started,
+            first_byte=None if first_byte is None else first_byte - started,
+            wait=wait,
+            error=error,
+        )
+        # A listener's bug must not turn a good call into a failed one.
+        with contextlib.suppress(Exception):
+            hook(event)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send(self, call: HttpCall, config: Config, context: CallContext) -> Any:
+        """Send ``call``, retrying retryable failures; return the response or an open stream.
+
+        Returns an :class:`HttpResponse` for a plain call and a :class:`ByteStream`
+        when ``call.stream`` is set (retries apply until the status line arrives).
+        Redirects are never followed.
+
+        Raises:
+            LLMError: the provider's error (built by ``context``), a redirect, or a
+                transport failure, once retries are spent or when it is not retryable.
+        """
+        client = self.sync_client(config)
+        pooled = config.http_client is None
+        retry = _Retry(config, client)
+        deadline = retry.deadline
+        timed = self.on_attempt is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                timeout = retry.timeout()
+            except LLMError as passed:
+                raise context.annotate(passed) from None
+            failure: LLMError | None = None
+            status: int | None = None
+            started = time.perf_counter() if timed else 0.0
+            headers_at: float | None = None
+            token = _call_deadline.set(deadline) if deadline is not None else None
+            try:
+                request = client.build_request(
+                    call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
+                )
+                response = client.send(
+                    request, stream=call.stream or deadline is not None, follow_redirects=False
+                )
+                status = response.status_code
+                if timed:
+                    headers_at = time.perf_counter()
+                if status < 300:
+                    if call.stream:
+                        result: Any = ByteStream(response, call, deadline, context, pooled)
+                    elif deadline is None:
+                        result = HttpResponse(
+                            status=status, headers=response.headers, body=response.content
+                        )
+                    else:
+                        body = _read_before(response, deadline, context)
+                        result = HttpResponse(status=status, headers=response.headers, body=body)
+                    if timed:
+                        self._report(context, attempt, started, headers_at, status, None, None)
+                    return result
+                if status < 400:
+                    response.close()
+                    failure = context.annotate(
+                        _redirected(call, status, response.headers.get("location")),
+                        response.headers,
+                    )
+                else:
+                    body = _error_body(response, deadline, context)
+            except _SEND_ERRORS as exc:
+                failure = context.annotate(_translate(exc, call, retry))
+            except LLMError as error:
+                if timed:
+                    self._report(context, attempt, started, headers_at, status, error, None)
+                raise
+            except Exception as exc:
+                failure = context.annotate(_broken(exc, call))
+            finally:
+                if token is not None:
+                    _call_deadline.reset(token)
+            if failure is None:
+                failure = context.from_response(
+                    HttpResponse(status=status or 0, headers=response.headers, body=body)
+                )
+            wait = retry.delay(failure)
+            if timed:
+                self._report(context, attempt, started, headers_at, status, failure, wait)
+            if wait is None:
+                raise failure  # outside the except block, so nothing is chained
+            _sleep(wait)
+
+    async def asend(self, call: HttpCall, config: Config, context: CallContext) -> Any:
+        """The async twin of :meth:`send`; returns an :class:`AsyncByteStream` for streams.
+
+        The deadline is kept by cancelling the attempt, which bounds any client.
+
+        Raises:
+            LLMError: as :meth:`send` does.
+        """
+        import anyio
+
+        client = await self.async_client(config)
+        retry = _Retry(config, client)
+        deadline = retry.deadline
+        timed = self.on_attempt is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                timeout = retry.timeout()
+            except LLMError as passed:
+                raise context.annotate(passed) from None
+            failure: LLMError | None = None
+            started = time.perf_counter() if timed else 0.0
+            marks: list[Any] = [None, None]  # status and the time the headers came
+            try:
+                if deadline is None:
+                    outcome = await _attempt(client, call, timeout, None, context, marks)
+                else:
+                    with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                        outcome = await _attempt(client, call, timeout, deadline, context, marks)
+            except _SEND_ERRORS as exc:
+                failure = context.annotate(_translate(exc, call, retry))
+            except builtins.TimeoutError as exc:
+                # fail_after's signal; without a deadline it can only be a stray one.
+                stray = deadline is None
+                failure = context.annotate(_broken(exc, call) if stray else _past_deadline())
+            except LLMError as error:
+                if timed:
+                    self._report(context, attempt, started, marks[1], marks[0], error, None)
+                raise
+            except Exception as exc:
+                failure = context.annotate(_broken(exc, call))
             else:
-                with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
-                    outcome = await _attempt(client, call, timeout, deadline, context)
-        except _SEND_ERRORS as exc:
-            failure = context.annotate(_translate(exc, call, retry))
-        except builtins.TimeoutError as exc:
-            # fail_after's signal; without a deadline it can only be a stray one.
-            stray = deadline is None
-            failure = context.annotate(_broken(exc, call) if stray else _past_deadline())
-        except LLMError:
-            raise
-        except Exception as exc:
-            failure = context.annotate(_broken(exc, call))
-        else:
-            if not isinstance(outcome, LLMError):
-                return outcome
-            failure = outcome
-        wait = retry.delay(failure)
-        if wait is None:
-            raise failure
-        await anyio.sleep(wait)
+                if not isinstance(outcome, LLMError):
+                    if timed:
+                        self._report(context, attempt, started, marks[1], marks[0], None, None)
+                    return outcome
+                failure = outcome
+            wait = retry.delay(failure)
+            if timed:
+                self._report(context, attempt, started, marks[1], marks[0], failure, wait)
+            if wait is None:
+                raise failure
+            await anyio.sleep(wait)
 
 
 async def _attempt(
@@ -870,16 +1005,19 @@ async def _attempt(
     timeout: Any,
     deadline: float | None,
     context: CallContext,
+    marks: list[Any],
 ) -> Any:
     # One try of asend: the result, or the error to retry on (httpx's own
-    # errors propagate to asend, which translates them).
+    # errors propagate to asend, which translates them). ``marks`` gets the
+    # status and the moment the headers arrived.
     request = client.build_request(
         call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
     )
     response = await client.send(
         request, stream=call.stream or deadline is not None, follow_redirects=False
     )
-    status = response.status_code
+    status = marks[0] = response.status_code
+    marks[1] = time.perf_counter()
     if status < 300:
         if call.stream:
             return AsyncByteStream(response, call, deadline, context)
@@ -895,3 +1033,21 @@ async def _attempt(
         )
     body = await _aerror_body(response, deadline, context)
     return context.from_response(HttpResponse(status=status, headers=response.headers, body=body))
+
+
+#: The transport of ``llmkit.core``: one per process.
+default_transport = Transport()
+
+
+def close_clients() -> None:
+    """Close the default transport's pooled sync clients."""
+    default_transport.close()
+
+
+async def aclose_clients() -> None:
+    """Close the default transport's pooled async clients of the running loop."""
+    await default_transport.aclose()
+
+
+# Pooled connections are closed on exit rather than left to the garbage collector.
+atexit.register(close_clients)

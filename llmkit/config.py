@@ -65,6 +65,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         options: provider-specific settings (region, ``api_version``,
             deployment...), as a dict or the provider's options struct; the
             provider's ``options_type`` validates them.
+        transport: an ``llmkit.Transport`` to send with (its own pools and
+            attempt listener) instead of the process-wide one.
     """
 
     api_key: str | None = None
@@ -78,6 +80,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     async_http_client: Any = None
     token_provider: Any = None
     options: Any = None
+    transport: Any = None
 
     def __post_init__(self) -> None:
         # msgspec checks types when converting a dict, not when the class is

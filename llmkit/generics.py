@@ -198,11 +198,13 @@ def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLM
 class _Context:
     """Completes the errors of one call: provider, model, request id, no secrets."""
 
-    __slots__ = ("config", "headers", "key", "request")
+    __slots__ = ("config", "headers", "key", "model", "provider", "request")
 
     def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
         self.key = key
         self.request = request
+        self.provider = key.name
+        self.model = request.model
         # Secrets are collected only when an error needs scrubbing, off the hot path.
         self.config = config
         # The response headers, once a response arrived (for request ids).
@@ -299,28 +301,42 @@ def _no_capabilities(key: ProviderKey, model: str) -> Any:
     return Capabilities()
 
 
+def _transport(key: ProviderKey, config: Config) -> _http.Transport:
+    transport = config.transport
+    if transport is None:
+        return _http.default_transport
+    if not isinstance(transport, _http.Transport):
+        raise InvalidRequestError(
+            f"config transport must be an llmkit Transport, not {type(transport).__name__}",
+            provider=key.name,
+        )
+    return transport
+
+
 @completion.dispatch
 def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
     context = _Context(key, request, config)
+    transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
-        body = _http.send(call, config, context)
+        body = transport.send(call, config, context)
         context.headers = body.headers
         return Stream(body, pipeline, body.close, body.drain)
-    response = _http.send(call, config, context)
+    response = transport.send(call, config, context)
     return _decoded(key, response, request, context)
 
 
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
     context = _Context(key, request, config)
+    transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
-        body = await _http.asend(call, config, context)
+        body = await transport.asend(call, config, context)
         context.headers = body.headers
         return AsyncStream(body, pipeline, body.aclose, body.adrain)
-    response = await _http.asend(call, config, context)
+    response = await transport.asend(call, config, context)
     return _decoded(key, response, request, context)
 
 

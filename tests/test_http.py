@@ -217,17 +217,19 @@ def test_http_parse_retry_after_http_date() -> None:
     assert 25 <= wait <= 31
 
 
-def test_http_pooled_client_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_http, "_sync_clients", {})
+def test_http_pooled_client_is_reused() -> None:
+    transport = _http.Transport()
     config = llmkit.Config(timeout=12.0)
-    pooled = _http._sync_client
+    pooled = transport.sync_client
     try:
         assert pooled(config) is pooled(config)
         assert pooled(llmkit.Config(timeout=13.0)) is not pooled(config)
-        assert len(_http._sync_clients) == 2
+        assert len(transport._sync) == 2
+        # Another transport shares nothing with this one.
+        assert _http.Transport().sync_client(config) is not pooled(config)
     finally:
-        for client in _http._sync_clients.values():
-            client.close()
+        transport.close()
+    assert transport._sync == {}
 
 
 def test_http_retry_after_not_finite_is_ignored() -> None:
@@ -344,10 +346,10 @@ def test_http_async_clients_close_with_their_loop() -> None:
             async def one() -> None:
                 await core.acompletion("openai", "m", HI, config)
                 loop = asyncio.get_running_loop()
-                clients.extend(_http._async_clients[loop].clients.values())
+                clients.extend(_http.default_transport._async[loop].clients.values())
 
             asyncio.run(one())
-    assert len(_http._async_clients) == 0
+    assert len(_http.default_transport._async) == 0
     assert len(clients) == 3
     assert all(client.is_closed for client in clients)
 
