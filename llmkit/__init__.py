@@ -36,6 +36,7 @@ from llmkit.errors import (
 )
 
 if _TYPE_CHECKING:
+    from llmkit._http import AttemptEvent, Transport
     from llmkit.config import Config
     from llmkit.core import (
         acompletion,
@@ -69,6 +70,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIConnectionError",
     "AsyncStream",
+    "AttemptEvent",
     "AuthenticationError",
     "Capabilities",
     "ChatRequest",
@@ -94,6 +96,7 @@ __all__ = [
     "TimeoutError",
     "Tool",
     "ToolCall",
+    "Transport",
     "Usage",
     "__version__",
     "accumulate",
@@ -110,6 +113,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AttemptEvent": "llmkit._http",
+    "Transport": "llmkit._http",
     "Config": "llmkit.config",
     "ProviderKey": "llmkit.keys",
     "AsyncStream": "llmkit.streaming",

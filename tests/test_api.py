@@ -15,6 +15,7 @@ import llmkit
 LLMKIT_API = [
     "APIConnectionError",
     "AsyncStream",
+    "AttemptEvent",
     "AuthenticationError",
     "Capabilities",
     "ChatRequest",
@@ -40,6 +41,7 @@ LLMKIT_API = [
     "TimeoutError",
     "Tool",
     "ToolCall",
+    "Transport",
     "Usage",
     "__version__",
     "accumulate",
