@@ -489,6 +489,15 @@ def unregister_framing(name: str) -> None:
         _framings.pop(name, None)
 
 
+def _snapshot() -> dict[str, Framing]:
+    return dict(_framings)
+
+
+def _restore(saved: dict[str, Framing]) -> None:
+    _framings.clear()
+    _framings.update(saved)
+
+
 def framing(name: str) -> Framing | None:
     """Return the framing registered under ``name``, or ``None``."""
     return _framings.get(name)

@@ -21,11 +21,13 @@ plum then caches each resolution, about half a microsecond a call.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, cast
 
 import plum
 
-from llmkit import _http
+from llmkit import _framing, _http, keys
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import framing as framing_of
 from llmkit.config import Config, secret_header_names
@@ -44,6 +46,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "generic_functions",
+    "scoped_providers",
 ]
 
 _dispatch = plum.Dispatcher()
@@ -343,6 +346,45 @@ async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Conf
 @acompletion.dispatch
 def _acompletion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     return _acompletion_body(key, request, config)
+
+
+@contextlib.contextmanager
+def scoped_providers() -> Iterator[None]:
+    """Undo, when the block ends, every key, method and framing registered inside it.
+
+    For tests (llmkit's own and provider packages'): a provider defined in a
+    test does not outlive it. Entry points loaded inside the block are
+    forgotten too, so load them first (``llmkit.core.list_providers()``) to
+    keep them. Not meant for a process that is serving calls meanwhile.
+
+    Raises:
+        RuntimeError: the installed plum keeps its methods where llmkit does
+            not expect them (pin ``plum-dispatch`` to a tested version).
+    """
+    functions = list(generic_functions().values())
+    saved: list[tuple[Any, list[Any]]] = []
+    for function in functions:
+        try:
+            function._resolve_pending_registrations()
+            saved.append((function, list(function._resolved)))
+        except AttributeError as exc:
+            raise RuntimeError(
+                f"scoped_providers() does not know this plum version ({exc}); "
+                "install plum-dispatch 2.10"
+            ) from None
+    saved_keys = keys._snapshot()
+    saved_framings = _framing._snapshot()
+    try:
+        yield
+    finally:
+        for function, resolved in saved:
+            function._resolve_pending_registrations()
+            if function._resolved != resolved:
+                # Back to the methods it had: they register again on next use.
+                function._resolved = list(resolved)
+                function.clear_cache(reregister=True)
+        keys._restore(saved_keys)
+        _framing._restore(saved_framings)
 
 
 def generic_functions() -> dict[str, Any]:

@@ -189,6 +189,21 @@ def resolve(provider: str | ProviderKey) -> ProviderKey:
     raise ProviderNotFoundError(message, provider=provider)
 
 
+def _snapshot() -> tuple[dict[str, ProviderKey], dict[str, str], bool]:
+    return dict(_table), dict(_load_errors), _loaded
+
+
+def _restore(saved: tuple[dict[str, ProviderKey], dict[str, str], bool]) -> None:
+    global _loaded
+    table, errors, loaded = saved
+    with _lock:
+        _table.clear()
+        _table.update(table)
+        _load_errors.clear()
+        _load_errors.update(errors)
+        _loaded = loaded
+
+
 def known_providers() -> list[str]:
     """Return the sorted names of every registered and installed provider."""
     load_entry_points()

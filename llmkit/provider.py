@@ -50,6 +50,7 @@ from llmkit.generics import (
     decode_event,
     decode_response,
     encode_request,
+    scoped_providers,
 )
 from llmkit.keys import ENTRY_POINT_GROUP, ProviderKey
 from llmkit.types import (
@@ -150,6 +151,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "register_framing",
+    "scoped_providers",
     "secret_header_names",
     "unregister_framing",
 ]

@@ -41,6 +41,10 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = _guarded_getaddrinfo
+    # Installed providers load once, before any test's registry scope opens.
+    from llmkit import keys
+
+    keys.load_entry_points()
 
 
 def _key_variables() -> list[str]:
@@ -67,16 +71,11 @@ def emulator() -> Iterator[OpenAIEmulator]:
 
 @pytest.fixture(autouse=True)
 def _isolated_registry() -> Iterator[None]:
-    # Tests that define providers must not leak them into later tests.
-    from llmkit import keys
+    # Keys, methods and framings a test registers are gone after it.
+    from llmkit.provider import scoped_providers
 
-    table, errors, loaded = dict(keys._table), dict(keys._load_errors), keys._loaded
-    yield
-    keys._table.clear()
-    keys._table.update(table)
-    keys._load_errors.clear()
-    keys._load_errors.update(errors)
-    keys._loaded = loaded
+    with scoped_providers():
+        yield
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ PROVIDER_SDK = [
     "decode_response",
     "encode_request",
     "register_framing",
+    "scoped_providers",
     "secret_header_names",
     "unregister_framing",
 ]

@@ -33,18 +33,17 @@ def test_examples_core_usage_runs() -> None:
 
 @pytest.fixture
 def acme() -> Iterator[type[llmkit.ProviderKey]]:
-    from llmkit import keys
-
+    # Imported afresh in each test, as a package would be in a new process:
+    # the registry scope of the previous test removed its key and methods.
     sys.path.insert(0, str(ROOT / "examples" / "acme_provider"))
+    sys.modules.pop("acme_llm", None)
     try:
         import acme_llm  # type: ignore[import-not-found]
 
-        # The module registers its key on first import only; the registry is
-        # reset after each test, so register it again here as entry points would.
-        keys._table["acme"] = acme_llm.Acme()
         yield acme_llm.Acme
     finally:
         sys.path.remove(str(ROOT / "examples" / "acme_provider"))
+        sys.modules.pop("acme_llm", None)
 
 
 def test_examples_third_party_provider_completion(acme: type[llmkit.ProviderKey]) -> None:

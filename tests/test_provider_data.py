@@ -305,3 +305,39 @@ def test_provider_usage_has_cache_write_tokens() -> None:
     )
     assert usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cache_write_tokens == 6
+
+
+def test_provider_scope_removes_keys_methods_and_framings() -> None:
+    from llmkit import generics, keys
+    from llmkit._framing import SSEDecoder, framing
+    from llmkit.provider import (
+        ChatRequest,
+        Config,
+        HttpCall,
+        ProviderKey,
+        SSEEvent,
+        encode_request,
+        register_framing,
+        scoped_providers,
+    )
+
+    with scoped_providers():
+
+        class Passing(ProviderKey):
+            name = "testpassing"
+
+        def encode(key: Passing, request: ChatRequest, config: Config) -> Any:
+            return HttpCall(url="http://127.0.0.1:9", body=b"", headers={})
+
+        encode.__annotations__ = {"key": Passing, "request": ChatRequest, "config": Config}
+        encode_request.dispatch(encode)
+        register_framing("test-scoped", SSEDecoder, SSEEvent)
+        assert keys.resolve("testpassing") == Passing()
+        assert generics.build_call(Passing(), ChatRequest(model="m", messages=[]), Config())
+    with pytest.raises(llmkit.ProviderNotFoundError):
+        keys.resolve("testpassing")
+    assert framing("test-scoped") is None
+    with pytest.raises(llmkit.LLMError, match="no encode_request method"):
+        generics.build_call(Passing(), ChatRequest(model="m", messages=[]), Config())
+    # What was there before the scope still works.
+    assert core.provider_info("openai").capabilities.streaming
