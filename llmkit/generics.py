@@ -22,6 +22,7 @@ plum then caches each resolution, about half a microsecond a call.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -265,21 +266,20 @@ def _pipeline(
             provider=key.name,
             model=request.model,
         )
-    # Resolve the method once per stream rather than dispatching on every event.
+    # Resolve the method once per stream rather than dispatching on every event,
+    # and call its implementation directly: plum's invoke() wrapper adds about
+    # 0.2 µs a chunk to convert a return type that is Any anyway.
+    signature = plum.Signature(type(key), spec.event_type, StreamState)
     try:
-        method = decode_event.invoke(type(key), spec.event_type, StreamState)
-    except plum.NotFoundLookupError:
+        method, _ = decode_event.resolve_method(signature)
+    except (plum.NotFoundLookupError, plum.AmbiguousLookupError):
         raise InvalidRequestError(
             f"{key.name} cannot stream: it registers no decode_event method for "
             f"{framing} events; call completion() instead",
             provider=key.name,
             model=request.model,
         ) from None
-
-    def step(event: Any, state: StreamState) -> Any:
-        return method(key, event, state)
-
-    return EventPipeline(framing, step, state, context.annotate)
+    return EventPipeline(framing, functools.partial(method, key), state, context.annotate)
 
 
 def _decoded(

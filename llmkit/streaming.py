@@ -37,10 +37,11 @@ from llmkit.types import (
     StreamChunk,
     StreamState,
     ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
-__all__ = ["AsyncStream", "EventPipeline", "Stream", "accumulate"]
+__all__ = ["Accumulator", "AsyncStream", "EventPipeline", "Stream", "accumulate"]
 
 EventDecoder = Callable[[Any, StreamState], "StreamChunk | LLMError | None"]
 Annotate = Callable[[LLMError], LLMError]
@@ -276,18 +277,18 @@ def _schedule_close(record: _Record, aclose: Callable[[], Awaitable[None]]) -> N
 
 
 class _Record:
-    """The chunks a stream has yielded and how it ended."""
+    """What a stream has yielded, folded as it goes, and how it ended."""
 
-    __slots__ = ("chunks", "end")
+    __slots__ = ("end", "folded")
 
     def __init__(self) -> None:
-        self.chunks: list[StreamChunk] = []
+        self.folded = Accumulator()
         # None while reading; then True (complete) or the error that ended it.
         self.end: bool | LLMError | None = None
 
     def collected(self) -> ChatResponse:
         if self.end is True:
-            return accumulate(self.chunks)
+            return self.folded.result()
         if isinstance(self.end, LLMError):
             # The stream already failed; a half answer must not pass for a whole one.
             raise self.end
@@ -304,7 +305,7 @@ def _chunks(
     close: Callable[[], None],
     drain: Callable[[], None] | None,
 ) -> Generator[StreamChunk, None, None]:
-    seen = record.chunks.append
+    seen = record.folded.add
     state = pipeline.state
     try:
         for data in body:
@@ -338,7 +339,7 @@ async def _achunks(
     aclose: Callable[[], Awaitable[None]],
     adrain: Callable[[], Awaitable[None]] | None,
 ) -> AsyncGenerator[StreamChunk, None]:
-    seen = record.chunks.append
+    seen = record.folded.add
     state = pipeline.state
     try:
         async for data in body:
@@ -397,6 +398,24 @@ class _ChoiceParts:
         self.by_index: dict[int, _CallParts] = {}
         self.finish_reason: str | None = None
 
+    def add_calls(self, pieces: list[ToolCallDelta]) -> None:
+        for piece in pieces:
+            call = self.by_index.get(piece.index)
+            if call is None or (piece.id and call.id and piece.id != call.id):
+                call = _CallParts(piece.id or "")
+                self.by_index[piece.index] = call
+                self.calls.append(call)
+            elif piece.id and not call.id:
+                call.id = piece.id
+            if piece.type:
+                call.type = piece.type
+            function = piece.function
+            if function is not None:
+                if function.name and not call.name:
+                    call.name = function.name
+                if function.arguments:
+                    call.args.append(function.arguments)
+
     def message(self) -> Message:
         calls = [
             ToolCall(
@@ -417,22 +436,33 @@ class _ChoiceParts:
         )
 
 
-def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
-    """Assemble streamed chunks into the response a non-streaming call returns.
+class Accumulator:
+    """Folds streamed chunks, as they arrive, into the response a non-streaming call returns.
 
-    Text and refusals are concatenated per choice; tool calls are assembled
-    by ``index``, a new ``id`` at a known index starting a new call (some
-    providers reuse index 0 for parallel calls); the last ``finish_reason``
-    and the last ``usage`` win.
+    Text, refusals and reasoning are concatenated per choice; tool calls are
+    assembled by ``index``, a new ``id`` at a known index starting a new
+    call (some providers reuse index 0 for parallel calls); provider data is
+    merged by provider; the last ``finish_reason`` and the last ``usage``
+    win. Chunks are not kept: memory grows with the answer, not with the
+    number of chunks.
     """
-    choices: dict[int, _ChoiceParts] = {}
-    first: StreamChunk | None = None
-    usage: Usage | None = None
-    for chunk in chunks:
-        if first is None and chunk.id:
-            first = chunk
+
+    __slots__ = ("_choices", "_created", "_id", "_model", "_usage")
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _ChoiceParts] = {}
+        self._id = ""
+        self._model = ""
+        self._created = 0
+        self._usage: Usage | None = None
+
+    def add(self, chunk: StreamChunk) -> None:
+        """Fold one chunk in."""
+        if not self._id and chunk.id:
+            self._id, self._model, self._created = chunk.id, chunk.model, chunk.created
         if chunk.usage is not None:
-            usage = chunk.usage
+            self._usage = chunk.usage
+        choices = self._choices
         for choice in chunk.choices:
             parts = choices.get(choice.index)
             if parts is None:
@@ -449,31 +479,31 @@ def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
                     parts.data = {}
                 parts.data.update(delta.provider_data)
             if delta.tool_calls:
-                for piece in delta.tool_calls:
-                    call = parts.by_index.get(piece.index)
-                    if call is None or (piece.id and call.id and piece.id != call.id):
-                        call = _CallParts(piece.id or "")
-                        parts.by_index[piece.index] = call
-                        parts.calls.append(call)
-                    elif piece.id and not call.id:
-                        call.id = piece.id
-                    if piece.type:
-                        call.type = piece.type
-                    function = piece.function
-                    if function is not None:
-                        if function.name and not call.name:
-                            call.name = function.name
-                        if function.arguments:
-                            call.args.append(function.arguments)
+                parts.add_calls(delta.tool_calls)
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
-    return ChatResponse(
-        id=first.id if first else "",
-        model=first.model if first else "",
-        created=first.created if first else 0,
-        choices=[
-            Choice(index=index, message=parts.message(), finish_reason=parts.finish_reason)
-            for index, parts in sorted(choices.items())
-        ],
-        usage=usage,
-    )
+
+    def result(self) -> ChatResponse:
+        """Return the response assembled so far."""
+        return ChatResponse(
+            id=self._id,
+            model=self._model,
+            created=self._created,
+            choices=[
+                Choice(index=index, message=parts.message(), finish_reason=parts.finish_reason)
+                for index, parts in sorted(self._choices.items())
+            ],
+            usage=self._usage,
+        )
+
+
+def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
+    """Assemble streamed chunks into the response a non-streaming call returns.
+
+    See :class:`Accumulator` for the rules.
+    """
+    folded = Accumulator()
+    add = folded.add
+    for chunk in chunks:
+        add(chunk)
+    return folded.result()

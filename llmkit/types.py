@@ -13,6 +13,7 @@ naming the path of the bad value (``$.messages[0].role``) before any network cal
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -470,6 +471,17 @@ class ProviderInfo(_Base, frozen=True, kw_only=True):
     api_key_env: str | None = None
 
 
+def _message_problem(message: Message) -> str | None:
+    if message.role == "tool" and not message.tool_call_id:
+        return "has role 'tool' but no tool_call_id; set it to the id of the tool call it answers"
+    if message.content is None and not (message.role == "assistant" and message.tool_calls):
+        return (
+            f"({message.role}) has no content; only an assistant message that makes "
+            "tool_calls may leave it out"
+        )
+    return None
+
+
 def _bad(message: str, model: str | None) -> InvalidRequestError:
     return InvalidRequestError(message, model=model or None)
 
@@ -487,25 +499,26 @@ def check_request(request: ChatRequest) -> ChatRequest:
         raise _bad("model is empty; pass a model name such as 'gpt-4o-mini'", model)
     if not request.messages:
         raise _bad("messages is empty; pass at least one message", model)
-    for i, message in enumerate(request.messages):
-        if not isinstance(message, Message):
-            raise _bad(
-                f"messages[{i}] is a {type(message).__name__}, not a Message; build it with "
-                "Message(...) or pass the whole request as a dict",
-                model,
-            )
-        if message.role == "tool" and not message.tool_call_id:
-            raise _bad(
-                f"messages[{i}] has role 'tool' but no tool_call_id; set it to the id "
-                "of the tool call it answers",
-                model,
-            )
-        if message.content is None and not (message.role == "assistant" and message.tool_calls):
-            raise _bad(
-                f"messages[{i}] ({message.role}) has no content; only an assistant "
-                "message that makes tool_calls may leave it out",
-                model,
-            )
+    # The common message passes two attribute tests; anything else is looked
+    # at closely (the loop runs for every message of a long history).
+    for message in request.messages:
+        if type(message) is not Message or (
+            (message.content is None or message.role == "tool") and _message_problem(message)
+        ):
+            break
+    else:
+        message = None
+    if message is not None:
+        for i, message in enumerate(request.messages):
+            if not isinstance(message, Message):
+                raise _bad(
+                    f"messages[{i}] is a {type(message).__name__}, not a Message; build it "
+                    "with Message(...) or pass the whole request as a dict",
+                    model,
+                )
+            problem = _message_problem(message)
+            if problem:
+                raise _bad(f"messages[{i}] {problem}", model)
     if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
         raise _bad(f"temperature must be between 0 and 2, not {request.temperature}", model)
     if request.top_p is not None and not 0.0 <= request.top_p <= 1.0:
@@ -713,18 +726,25 @@ def to_request(value: ChatRequest | Mapping[str, Any], *, model: str | None = No
         # msgspec fails to quote a bad value holding a lone surrogate in its message.
         problem = json_problem(data, "$") or "a string holds a lone surrogate"
         raise InvalidRequestError(f"invalid request: {problem}", model=model) from None
-    _check_message_fields(data.get("messages"), model)
+    _check_message_fields(request.messages and data["messages"], model)
     return request
 
 
 _MESSAGE_FIELDS = frozenset(Message.__struct_fields__)
+_chain = itertools.chain.from_iterable
 
 
 def _check_message_fields(messages: Any, model: str | None) -> None:
     # Message tolerates unknown fields (responses carry many), so a typo in a
     # request dict ("contnet") would silently drop the content: catch it here.
-    for i, message in enumerate(messages or ()):
-        # issuperset runs in C and builds no set on the common, clean path.
+    # One C-level pass over every key of every message dict, no set built;
+    # the loop that names the culprit runs only when something is wrong.
+    try:
+        if _MESSAGE_FIELDS.issuperset(_chain(messages)):
+            return
+    except TypeError:
+        pass  # an item that is no dict (a Message struct): looked at one by one
+    for i, message in enumerate(messages):
         if isinstance(message, Mapping) and not _MESSAGE_FIELDS.issuperset(message):
             unknown = message.keys() - _MESSAGE_FIELDS
             if unknown:
