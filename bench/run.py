@@ -43,6 +43,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.json"
 PYCACHE_DIR = BENCH_DIR / "results" / "pycache"
+sys.path.insert(0, str(BENCH_DIR))  # floor_types.py, whatever the working directory
 
 # Loopback only: a proxy from the environment must never sit in the measured path.
 for _var in ("NO_PROXY", "no_proxy"):
@@ -51,6 +52,7 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
+from floor_types import FChunk, FResponse, FUsage  # noqa: E402
 
 import llmkit  # noqa: E402
 import llmkit.core  # noqa: E402
@@ -200,40 +202,8 @@ def interleave(
 # --- a. sequential calls ----------------------------------------------------------------
 
 
-class _FMessage(msgspec.Struct):
-    role: str
-    content: str | None = None
-
-
-class _FChoice(msgspec.Struct):
-    message: _FMessage
-    finish_reason: str | None = None
-
-
-class _FUsage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class _FResponse(msgspec.Struct):
-    id: str
-    choices: list[_FChoice]
-    usage: _FUsage | None = None
-
-
-class _FDelta(msgspec.Struct):
-    content: str | None = None
-
-
-class _FChunkChoice(msgspec.Struct):
-    delta: _FDelta
-    finish_reason: str | None = None
-
-
-class _FChunk(msgspec.Struct):
-    choices: list[_FChunkChoice]
-    usage: _FUsage | None = None
+# The floor's structs live in floor_types.py, shared with curves.py.
+_FChunk, _FResponse, _FUsage = FChunk, FResponse, FUsage
 
 
 def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
