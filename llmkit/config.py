@@ -7,9 +7,9 @@ provider key (base URL) and the environment (API key), once per call.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import threading
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -172,6 +172,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 value = "***"
             elif name == "headers":
                 value = {k: "***" if k.lower() in SECRET_HEADERS else v for k, v in value.items()}
+            elif name in ("token_provider", "options"):
+                # Either may close over or hold credentials (a client secret,
+                # cloud keys): only its kind is shown.
+                value = _Masked(f"<{type(value).__name__}>")
             shown.append((name, value))
         return shown
 
@@ -181,6 +185,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         # msgspec's own rich repr would print the key; rich tracebacks call this.
         return self._shown()
+
+
+class _Masked(str):
+    """A placeholder that reprs as itself, unquoted."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _shown_value(value: Any) -> str:
@@ -369,11 +382,12 @@ def _checked_options(key: ProviderKey, options: Any) -> Any:
     """
     kind = key.options_type
     if kind is None:
-        if not options:
+        if isinstance(options, dict) and not options:
             return None
+        names = options.__struct_fields__ if isinstance(options, msgspec.Struct) else options
         raise InvalidRequestError(
             f"{key.name} takes no provider options; remove options= "
-            f"(got {', '.join(map(repr, sorted(map(str, options))))})",
+            f"(got {', '.join(map(ascii, sorted(map(str, names))))})",
             provider=key.name,
         )
     if type(options) is kind:
@@ -386,58 +400,74 @@ def _checked_options(key: ProviderKey, options: Any) -> Any:
         )
     try:
         return msgspec.convert(options, kind)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, UnicodeError) as exc:
         known = ", ".join(kind.__struct_fields__) or "none"
+        what = str(exc) if isinstance(exc, msgspec.ValidationError) else "a lone surrogate"
         raise InvalidRequestError(
-            f"invalid options for {key.name}: {exc}; its options are: {known}",
+            f"invalid options for {key.name}: {what}; its options are: {known}",
             provider=key.name,
         ) from None
 
 
 # token_provider -> (token, expires_at); a token without expiry is not kept.
-_tokens: dict[int, tuple[Any, str, float]] = {}
-_token_lock = threading.Lock()
+# Keyed by the callable itself: a bound method made afresh on each call
+# (cred.get) is equal to the last one, where its id() is not.
+_tokens: dict[Any, tuple[str, float]] = {}
 _TOKEN_MARGIN = 60.0
 
 
 def _token(key: ProviderKey, provider: Any) -> str:
     """Return the token from ``provider``, fetching a new one when the kept one expires.
 
+    No lock is held while the callable runs: two threads that find the token
+    expired at the same moment may both fetch one, which beats serialising
+    every fetch of every provider behind one lock.
+
     Raises:
         AuthenticationError: the callable failed or returned something else
             than a string or ``(string, expires_at)``.
     """
-    kept = _tokens.get(id(provider))
-    if kept is not None and kept[0] is provider and time.time() < kept[2] - _TOKEN_MARGIN:
-        return kept[1]
-    with _token_lock:  # one refresh at a time, not one per waiting thread
-        kept = _tokens.get(id(provider))
-        if kept is not None and kept[0] is provider and time.time() < kept[2] - _TOKEN_MARGIN:
-            return kept[1]
-        try:
-            value = provider()
-        except Exception as exc:
-            raise AuthenticationError(
-                f"the token_provider for {key.name} raised {type(exc).__name__}; fix it, "
-                "or pass api_key=",
-                provider=key.name,
-            ) from None
-        expires = None
-        if isinstance(value, tuple) and len(value) == 2:
-            value, expires = value
-        if type(value) is not str or not (
-            expires is None or (isinstance(expires, int | float) and math.isfinite(expires))
-        ):
-            raise AuthenticationError(
-                f"the token_provider for {key.name} must return a string, or (string, "
-                "expires_at in epoch seconds)",
-                provider=key.name,
-            )
-        if expires is not None:
-            if len(_tokens) >= 256:
-                _tokens.clear()
-            _tokens[id(provider)] = (provider, value, float(expires))
-        return value
+    try:
+        kept = _tokens.get(provider)
+    except TypeError:  # an unhashable callable: nothing is kept for it
+        kept = None
+    if kept is not None and time.time() < kept[1] - _TOKEN_MARGIN:
+        return kept[0]
+    failure: str | None = None
+    try:
+        value = provider()
+    except Exception as exc:
+        failure = type(exc).__name__
+    if failure is not None:
+        # Raised outside the except block: the callable's exception (whose
+        # message may hold a client secret) is neither cause nor context.
+        raise AuthenticationError(
+            f"the token_provider for {key.name} raised {failure}; fix it, or pass api_key=",
+            provider=key.name,
+        )
+    expires = None
+    if isinstance(value, tuple) and len(value) == 2:
+        value, expires = value
+    if type(value) is not str or not (
+        expires is None or (isinstance(expires, int | float) and math.isfinite(expires))
+    ):
+        raise AuthenticationError(
+            f"the token_provider for {key.name} must return a string, or (string, "
+            "expires_at in epoch seconds); an async callable is not supported",
+            provider=key.name,
+        )
+    if not _header_safe(value.strip()):
+        raise AuthenticationError(
+            f"the token_provider for {key.name} returned a token with spaces, line breaks "
+            "or non-ASCII characters",
+            provider=key.name,
+        )
+    if expires is not None:
+        if len(_tokens) >= 256:
+            _tokens.clear()
+        with contextlib.suppress(TypeError):
+            _tokens[provider] = (value, float(expires))
+    return value
 
 
 def secret_header_names(key: ProviderKey) -> frozenset[str]:

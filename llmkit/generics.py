@@ -119,10 +119,12 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
     """
 
 
-def _secrets(key: ProviderKey, config: Config, request: ChatRequest) -> tuple[str, ...]:
+def _secrets(
+    key: ProviderKey, config: Config, request: ChatRequest, sent: Any = None
+) -> tuple[str, ...]:
     found = [config.api_key] if config.api_key else []
     names = secret_header_names(key)
-    for headers in (config.headers, request.extra_headers):
+    for headers in (config.headers, request.extra_headers, sent):
         if not headers:
             continue
         for name, value in headers.items():
@@ -202,13 +204,15 @@ def _unreadable(key: ProviderKey, response: HttpResponse, exc: Exception) -> LLM
 class _Context:
     """Completes the errors of one call: provider, model, request id, no secrets."""
 
-    __slots__ = ("config", "headers", "key", "model", "provider", "request")
+    __slots__ = ("config", "headers", "key", "model", "provider", "request", "sent")
 
     def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
         self.key = key
         self.request = request
         self.provider = key.name
         self.model = request.model
+        # The headers the codec built: it may put secrets there (signatures).
+        self.sent: dict[str, str] | None = None
         # Secrets are collected only when an error needs scrubbing, off the hot path.
         self.config = config
         # The response headers, once a response arrived (for request ids).
@@ -245,7 +249,7 @@ class _Context:
             if error.retry_after is None and error.retryable:
                 error.retry_after = _http.parse_retry_after(headers)
         # Providers echo what they were sent ("Incorrect API key provided: sk-...").
-        return scrub_error(error, _secrets(self.key, self.config, self.request))
+        return scrub_error(error, _secrets(self.key, self.config, self.request, self.sent))
 
 
 def _pipeline(
@@ -320,6 +324,7 @@ def _transport(key: ProviderKey, config: Config) -> _http.Transport:
 def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
     context = _Context(key, request, config)
+    context.sent = call.headers
     transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
@@ -333,6 +338,7 @@ def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
     context = _Context(key, request, config)
+    context.sent = call.headers
     transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
@@ -353,14 +359,17 @@ def scoped_providers() -> Iterator[None]:
     """Undo, when the block ends, every key, method and framing registered inside it.
 
     For tests (llmkit's own and provider packages'): a provider defined in a
-    test does not outlive it. Entry points loaded inside the block are
-    forgotten too, so load them first (``llmkit.core.list_providers()``) to
-    keep them. Not meant for a process that is serving calls meanwhile.
+    test does not outlive it. Installed providers (entry points) are loaded
+    before the block starts and kept. Not meant for a process that is
+    serving calls meanwhile.
 
     Raises:
         RuntimeError: the installed plum keeps its methods where llmkit does
             not expect them (pin ``plum-dispatch`` to a tested version).
     """
+    # Installed providers load before the snapshot, so that the block cannot
+    # forget one it loaded (its module would stay imported, methods gone).
+    keys.load_entry_points()
     functions = list(generic_functions().values())
     saved: list[tuple[Any, list[Any]]] = []
     for function in functions:

@@ -22,10 +22,13 @@ stream events cut by the call's framing.
 from llmkit._framing import (
     Framer,
     Framing,
+    NDJSONDecoder,
+    SSEDecoder,
     SSEEvent,
     register_framing,
     unregister_framing,
 )
+from llmkit._http import AttemptEvent, Transport
 from llmkit.config import Config, auth_headers, secret_header_names
 from llmkit.errors import (
     APIConnectionError,
@@ -44,6 +47,7 @@ from llmkit.errors import (
 )
 from llmkit.generics import (
     acompletion,
+    build_call,
     capabilities,
     completion,
     decode_error,
@@ -53,6 +57,7 @@ from llmkit.generics import (
     scoped_providers,
 )
 from llmkit.keys import ENTRY_POINT_GROUP, ProviderKey
+from llmkit.streaming import Accumulator, AsyncStream, EventPipeline, Stream, accumulate
 from llmkit.types import (
     AudioPart,
     Capabilities,
@@ -77,6 +82,7 @@ from llmkit.types import (
     Message,
     PromptTokensDetails,
     ResponseFormat,
+    Role,
     StreamChunk,
     StreamOptions,
     StreamState,
@@ -92,6 +98,9 @@ from llmkit.types import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "APIConnectionError",
+    "Accumulator",
+    "AsyncStream",
+    "AttemptEvent",
     "AudioPart",
     "AuthenticationError",
     "Capabilities",
@@ -105,6 +114,7 @@ __all__ = [
     "ContentPart",
     "ContextWindowError",
     "Delta",
+    "EventPipeline",
     "FileData",
     "FilePart",
     "Framer",
@@ -121,6 +131,7 @@ __all__ = [
     "JSONSchema",
     "LLMError",
     "Message",
+    "NDJSONDecoder",
     "NotFoundError",
     "PermissionDeniedError",
     "PromptTokensDetails",
@@ -128,8 +139,11 @@ __all__ = [
     "ProviderNotFoundError",
     "RateLimitError",
     "ResponseFormat",
+    "Role",
+    "SSEDecoder",
     "SSEEvent",
     "ServiceUnavailableError",
+    "Stream",
     "StreamChunk",
     "StreamInterruptedError",
     "StreamOptions",
@@ -141,9 +155,12 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "ToolChoiceFunction",
+    "Transport",
     "Usage",
+    "accumulate",
     "acompletion",
     "auth_headers",
+    "build_call",
     "capabilities",
     "completion",
     "decode_error",

@@ -100,10 +100,22 @@ class EventPipeline:
                 )
                 self.error = self._annotate(error)
                 break
+            if type(item) is StreamChunk:
+                out.append(item)
+                continue
             if item is None:
                 continue
             if isinstance(item, LLMError):
                 self.error = self._annotate(item)
+                break
+            if not isinstance(item, StreamChunk):
+                self.error = self._annotate(
+                    LLMError(
+                        f"{state.provider or 'the provider'}'s decode_event returned "
+                        f"{type(item).__name__}, not a StreamChunk, None or an LLMError; "
+                        "report it to the provider package"
+                    )
+                )
                 break
             out.append(item)
         return out
@@ -114,7 +126,21 @@ class EventPipeline:
         After an error event, :attr:`error` is set and the chunks before it
         are returned; after the end marker, ``state.done`` is set.
         """
-        return self._run(self._framer.feed(data))
+        try:
+            events = self._framer.feed(data)
+        except Exception as exc:
+            # A framer (a registered one above all) that cannot cut the bytes.
+            self.error = self._annotate(self._unframed(exc))
+            return []
+        return self._run(events)
+
+    def _unframed(self, exc: Exception) -> LLMError:
+        return StreamInterruptedError(
+            f"the stream from {self.state.provider or 'the provider'} could not be cut into "
+            f"events ({type(exc).__name__}: {exc}); the answer is incomplete, retry the call",
+            provider=self.state.provider or None,
+            model=self.state.model or None,
+        )
 
     def finish(self) -> list[StreamChunk]:
         """Flush the framing at end of body and check the stream really ended.
@@ -124,7 +150,12 @@ class EventPipeline:
         """
         if self.state.done:
             return []
-        out = self._run(self._framer.flush())
+        try:
+            events = self._framer.flush()
+        except Exception as exc:
+            self.error = self._annotate(self._unframed(exc))
+            return []
+        out = self._run(events)
         if self.error is not None:
             if self.state.done:
                 return out
@@ -432,7 +463,8 @@ class _ChoiceParts:
             tool_calls=calls or None,
             refusal="".join(self.refusal) or None,
             reasoning="".join(self.reasoning) or None,
-            provider_data=self.data,
+            # A copy: later chunks must not change a response already handed out.
+            provider_data=dict(self.data) if self.data is not None else None,
         )
 
 

@@ -341,3 +341,136 @@ def test_provider_scope_removes_keys_methods_and_framings() -> None:
         generics.build_call(Passing(), ChatRequest(model="m", messages=[]), Config())
     # What was there before the scope still works.
     assert core.provider_info("openai").capabilities.streaming
+
+
+# --- found by review of the provider SDK --------------------------------------------------
+
+
+class Signed(OpenAICompatible):
+    __slots__ = ()
+    name = "testsigned"
+    default_base_url = "https://signed.example/v1"
+    api_key_env = "TESTSIGNED_API_KEY"
+    auth_header = "x-api-key"
+    auth_prefix = ""
+    secret_headers = frozenset({"x-sig"})
+
+
+def test_provider_secret_headers_set_by_the_codec_are_scrubbed() -> None:
+    from llmkit.provider import encode_request
+    from llmkit_providers.openai import encode_openai_request
+
+    def encode(key: Signed, request: Any, config: Config) -> Any:
+        call = encode_openai_request(key, request, config)
+        call.headers["x-sig"] = "SIGNATURE-SECRET-123456"
+        return call
+
+    encode.__annotations__ = {"key": Signed, "request": llmkit.ChatRequest, "config": Config}
+    encode_request.dispatch(encode)
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"message": json.dumps(dict(request.headers))}})
+
+    client = httpx.Client(transport=httpx.MockTransport(echo))
+    with pytest.raises(llmkit.AuthenticationError) as info:
+        core.completion(Signed(), "m", HI, {"api_key": "KEYSECRET-abcdef", "http_client": client})
+    assert "SIGNATURE-SECRET-123456" not in str(info.value)
+    assert "KEYSECRET-abcdef" not in str(info.value)
+
+
+def test_provider_scope_keeps_entry_points_loaded_inside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmkit import keys
+    from llmkit.provider import scoped_providers
+
+    monkeypatch.setattr(keys, "_loaded", False)
+    with scoped_providers():
+        core.list_providers()
+    assert core.validate_request("openai", {**HI, "model": "m"}).model == "m"
+
+
+def test_provider_options_struct_for_a_provider_without_options() -> None:
+    class Other(msgspec.Struct):
+        a: int = 1
+
+    with pytest.raises(llmkit.InvalidRequestError, match="takes no provider options"):
+        resolve_config(Keyless(), Config(options=Other()))
+    with pytest.raises(llmkit.InvalidRequestError, match="surrogate"):
+        resolve_config(Keyed(), Config(api_key="k", options={"\ud800": 1}))
+
+
+def test_provider_config_repr_hides_options_and_token_provider() -> None:
+    shown = repr(Config(options={"aws_secret": "AKIA-SECRET-1"}, token_provider=lambda: "t"))
+    assert "AKIA-SECRET-1" not in shown
+    assert "options=<dict>" in shown
+
+
+def test_provider_token_cache_holds_for_bound_methods() -> None:
+    class Credential:
+        calls = 0
+
+        def get(self) -> tuple[str, float]:
+            self.calls += 1
+            return "tok-0123456789", time.time() + 3600
+
+    cred = Credential()
+    for _ in range(3):
+        resolve_config(llmkit.OpenAI(), Config(token_provider=cred.get))
+    assert cred.calls == 1
+
+
+def test_provider_token_provider_exception_is_not_kept() -> None:
+    def failing() -> str:
+        raise RuntimeError("client_secret=hunter2-secret")
+
+    with pytest.raises(llmkit.AuthenticationError) as info:
+        resolve_config(llmkit.OpenAI(), Config(token_provider=failing))
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+def test_provider_framer_failure_is_a_stream_error() -> None:
+    from llmkit.provider import (
+        EventPipeline,
+        StreamState,
+        register_framing,
+        unregister_framing,
+    )
+
+    class Strict:
+        def feed(self, chunk: bytes) -> list[bytes]:
+            return []
+
+        def flush(self) -> list[bytes]:
+            raise ValueError("partial frame at end of body")
+
+    register_framing("test-strict", Strict, bytes)
+    try:
+        pipeline = EventPipeline("test-strict", lambda e, s: None, StreamState(provider="p"))
+        assert pipeline.feed(b"abc") == []
+        assert pipeline.finish() == []
+        assert isinstance(pipeline.error, llmkit.StreamInterruptedError)
+        assert "could not be cut into events" in str(pipeline.error)
+    finally:
+        unregister_framing("test-strict")
+
+
+def test_provider_decode_event_returning_junk_is_an_llm_error() -> None:
+    from llmkit.provider import EventPipeline, StreamState
+
+    junk: Any = lambda event, state: {"not": "a chunk"}  # noqa: E731 - a broken codec
+    pipeline = EventPipeline("sse", junk, StreamState(provider="p"))
+    assert pipeline.feed(b"data: x\n\n") == []
+    assert isinstance(pipeline.error, llmkit.LLMError)
+    assert "not a StreamChunk" in str(pipeline.error)
+
+
+def test_provider_accumulator_results_do_not_share_provider_data() -> None:
+    from llmkit.provider import Accumulator, ChunkChoice, Delta, StreamChunk
+
+    folded = Accumulator()
+    folded.add(StreamChunk(choices=[ChunkChoice(delta=Delta(provider_data={"a": {"x": 1}}))]))
+    first = folded.result()
+    folded.add(StreamChunk(choices=[ChunkChoice(delta=Delta(provider_data={"b": {"y": 2}}))]))
+    assert first.choices[0].message.provider_data == {"a": {"x": 1}}
