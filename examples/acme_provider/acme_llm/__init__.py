@@ -30,6 +30,7 @@ from llmkit.provider import (
     StreamChunk,
     StreamState,
     Usage,
+    auth_headers,
     capabilities,
     decode_error,
     decode_event,
@@ -47,6 +48,10 @@ class Acme(ProviderKey):
     name = "acme"
     default_base_url = "https://api.acme.example/v1"
     api_key_env = "ACME_API_KEY"
+    # The key travels bare in x-acme-key; llmkit builds the header and
+    # scrubs its value from errors.
+    auth_header = "x-acme-key"
+    auth_prefix = ""
 
 
 class _Answer(msgspec.Struct):
@@ -76,7 +81,11 @@ def _encode(key: Acme, request: ChatRequest, config: Config) -> Any:
     return HttpCall(
         url=f"{config.api_base}/generate",
         body=body,
-        headers={"x-acme-key": config.api_key or "", "content-type": "application/json"},
+        headers={
+            **auth_headers(key, config),
+            **(request.extra_headers or {}),
+            "content-type": "application/json",
+        },
         stream=request.stream,
         framing="ndjson",
     )
