@@ -11,8 +11,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -139,7 +138,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"options struct), not {type(options).__name__}"
             )
         headers: object = self.headers
-        if headers is not None and type(headers) is not MappingProxyType:
+        if headers is not None and type(headers) is not _CheckedHeaders:
             if not isinstance(headers, Mapping):
                 raise InvalidRequestError(
                     f"config headers must be a dict of header names to values, "
@@ -158,7 +157,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             # A read-only copy: what was checked is what is sent, even if the
             # caller changes their dict later. Replacing a Config (as every
             # call does) keeps the copy and skips these checks.
-            msgspec.structs.force_setattr(self, "headers", MappingProxyType(own))
+            msgspec.structs.force_setattr(self, "headers", _CheckedHeaders(own))
 
     def _shown(self) -> list[tuple[str, Any]]:
         # The key must never reach a log line: repr shows only that it is set,
@@ -185,6 +184,31 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         # msgspec's own rich repr would print the key; rich tracebacks call this.
         return self._shown()
+
+
+class _CheckedHeaders(Mapping[str, str]):
+    """Headers that passed the checks: read-only, and only llmkit makes them.
+
+    (A ``MappingProxyType`` would do, but a caller could pass one of their
+    own and skip the checks.)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: dict[str, str]) -> None:
+        self._items = items
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
 
 
 class _Masked(str):

@@ -878,3 +878,10 @@ def test_request_mapping_that_fails_to_read_is_refused() -> None:
 
     with pytest.raises(llmkit.InvalidRequestError, match="could not be read"):
         core.validate_request("openai", Liar())
+
+
+def test_config_headers_given_read_only_are_still_checked() -> None:
+    from types import MappingProxyType
+
+    with pytest.raises(llmkit.InvalidRequestError, match="set by the transport"):
+        Config(api_key=KEY, headers=MappingProxyType({"Host": "evil.example"}))  # type: ignore[arg-type]
