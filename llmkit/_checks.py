@@ -16,8 +16,8 @@ import msgspec
 __all__ = [
     "MAX_JSON_DEPTH",
     "OWNED_HEADERS",
-    "SURROGATE",
     "free_form_problem",
+    "has_surrogate",
     "header_problem",
     "json_problem",
 ]
@@ -43,14 +43,19 @@ OWNED_HEADERS = frozenset(
     ]
 )
 
-SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # RFC 9110 token characters: what a header name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _string_problem(text: str, path: str) -> str | None:
+def has_surrogate(text: str) -> bool:
+    """Return whether ``text`` holds a lone surrogate, which UTF-8 cannot encode."""
     # isascii() runs in C and settles the common case without a scan.
-    if not text.isascii() and SURROGATE.search(text) is not None:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _string_problem(text: str, path: str) -> str | None:
+    if has_surrogate(text):
         return (
             f"{path} holds a lone surrogate (a half of a UTF-16 pair), which UTF-8 "
             "cannot encode; decode the text with errors='replace' or remove it"

@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from llmkit._checks import SURROGATE as _SURROGATE
-from llmkit._checks import header_problem
+from llmkit._checks import has_surrogate, header_problem
 from llmkit.errors import AuthenticationError, InvalidRequestError
 from llmkit.keys import ProviderKey
 
@@ -267,11 +266,7 @@ def _check_api_base(api_base: Any) -> None:
             f"api_base for {authority!r} has a port that is not a number from 1 to 65535"
         )
     # Runs on every call (resolve_config replaces the struct): C-level tests only.
-    if (
-        not api_base.isprintable()
-        or " " in api_base
-        or (not api_base.isascii() and _SURROGATE.search(api_base))
-    ):
+    if not api_base.isprintable() or " " in api_base or has_surrogate(api_base):
         raise InvalidRequestError(
             f"api_base for {authority!r} holds spaces, control characters or lone "
             "surrogates; percent-encode them"
@@ -337,12 +332,12 @@ def _header_safe(token: str) -> bool:
     return token.isascii() and token.isprintable() and " " not in token
 
 
-def _clean_key(key: ProviderKey, api_key: str) -> str:
+def _clean_key(key: ProviderKey, api_key: str, where: str) -> str:
     # A key read from a file often ends in a newline; anything else odd is refused
     # here, before it can reach an HTTP header (and the header's error message).
+    # ``where`` names the key's source for the fix: its variable, or token_provider.
     stripped = api_key.strip()
     if not _header_safe(stripped):
-        where = key.api_key_env or "api_key="
         raise AuthenticationError(
             f"the API key for {key.name} holds spaces, line breaks or non-ASCII "
             f"characters; check {where}",
@@ -362,9 +357,12 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
     """
     api_key = config.api_key
     api_base = config.api_base
+    source = "api_key="
     if api_key is None and config.token_provider is not None:
         api_key = _token(key, config.token_provider)
+        source = "the token_provider"
     if api_key is None and key.api_key_env is not None:
+        source = key.api_key_env
         api_key = os.environ.get(key.api_key_env)
         if not api_key:
             raise AuthenticationError(
@@ -372,7 +370,7 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
                 provider=key.name,
             )
     if api_key is not None:
-        api_key = _clean_key(key, api_key)
+        api_key = _clean_key(key, api_key, source)
         if not api_key:
             if key.api_key_env is not None:
                 # Sent as it is, an empty key makes an unauthenticated request.
@@ -478,12 +476,6 @@ def _token(key: ProviderKey, provider: Any) -> str:
         raise AuthenticationError(
             f"the token_provider for {key.name} must return a string, or (string, "
             "expires_at in epoch seconds); an async callable is not supported",
-            provider=key.name,
-        )
-    if not _header_safe(value.strip()):
-        raise AuthenticationError(
-            f"the token_provider for {key.name} returned a token with spaces, line breaks "
-            "or non-ASCII characters",
             provider=key.name,
         )
     if expires is not None:

@@ -17,7 +17,7 @@ import msgspec
 
 from llmkit import _http, generics
 from llmkit.config import Config, resolve_config, to_config
-from llmkit.errors import InvalidRequestError, LLMError
+from llmkit.errors import InvalidRequestError, LLMError, ProviderNotFoundError
 from llmkit.keys import ProviderKey, known_providers, resolve
 from llmkit.streaming import AsyncStream, Stream
 from llmkit.types import (
@@ -211,11 +211,9 @@ def provider_available(provider: str | ProviderKey) -> bool:
     Raises:
         InvalidRequestError: ``provider`` is neither a string nor a key.
     """
-    if type(provider) is not str and not isinstance(provider, ProviderKey):
-        resolve(provider)  # raises the type error
     try:
         key = resolve(provider)
-    except LLMError:
+    except ProviderNotFoundError:
         return False
     return key.api_key_env is None or bool(os.environ.get(key.api_key_env))
 

@@ -137,6 +137,10 @@ def _secrets(
     return tuple(found)
 
 
+# What plum raises when no single method fits the arguments.
+_DISPATCH_MISSES = (plum.NotFoundLookupError, plum.AmbiguousLookupError)
+
+
 def _missing(key: ProviderKey, exc: Exception) -> LLMError:
     # plum's message quotes the call's arguments, the whole request among
     # them; only the function's name is taken from it.
@@ -162,7 +166,7 @@ def build_call(key: ProviderKey, request: ChatRequest, config: Config) -> HttpCa
         call = encode_request(key, request, config)
     except LLMError:
         raise
-    except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+    except _DISPATCH_MISSES as exc:
         raise _missing(key, exc) from None
     except Exception as exc:
         # Encoders stop at the first bad value without saying where it is;
@@ -206,13 +210,19 @@ class _Context:
 
     __slots__ = ("config", "headers", "key", "model", "provider", "request", "sent")
 
-    def __init__(self, key: ProviderKey, request: ChatRequest, config: Config) -> None:
+    def __init__(
+        self,
+        key: ProviderKey,
+        request: ChatRequest,
+        config: Config,
+        sent: dict[str, str] | None = None,
+    ) -> None:
         self.key = key
         self.request = request
         self.provider = key.name
         self.model = request.model
         # The headers the codec built: it may put secrets there (signatures).
-        self.sent: dict[str, str] | None = None
+        self.sent = sent
         # Secrets are collected only when an error needs scrubbing, off the hot path.
         self.config = config
         # The response headers, once a response arrived (for request ids).
@@ -221,7 +231,7 @@ class _Context:
     def from_response(self, response: HttpResponse) -> LLMError:
         try:
             error = cast(LLMError, decode_error(self.key, response, self.request))
-        except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+        except _DISPATCH_MISSES as exc:
             error = _missing(self.key, exc)
             error.retryable = False
         except Exception as exc:
@@ -276,7 +286,7 @@ def _pipeline(
     signature = plum.Signature(type(key), spec.event_type, StreamState)
     try:
         method, _ = decode_event.resolve_method(signature)
-    except (plum.NotFoundLookupError, plum.AmbiguousLookupError):
+    except _DISPATCH_MISSES:
         raise InvalidRequestError(
             f"{key.name} cannot stream: it registers no decode_event method for "
             f"{framing} events; call completion() instead",
@@ -295,7 +305,7 @@ def _decoded(
         # Never chained: a decoder's own exception may quote the body, and a
         # body can echo the key (a traceback would print it unscrubbed).
         raise context.annotate(error, response.headers) from None
-    except (plum.NotFoundLookupError, plum.AmbiguousLookupError) as exc:
+    except _DISPATCH_MISSES as exc:
         raise context.annotate(_missing(key, exc), response.headers) from None
     except Exception as exc:
         raise context.annotate(_unreadable(key, response, exc), response.headers) from None
@@ -323,8 +333,7 @@ def _transport(key: ProviderKey, config: Config) -> _http.Transport:
 @completion.dispatch
 def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
-    context = _Context(key, request, config)
-    context.sent = call.headers
+    context = _Context(key, request, config, call.headers)
     transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)
@@ -337,8 +346,7 @@ def _completion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
 
 async def _acompletion_body(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     call = build_call(key, request, config)
-    context = _Context(key, request, config)
-    context.sent = call.headers
+    context = _Context(key, request, config, call.headers)
     transport = _transport(key, config)
     if call.stream:
         pipeline = _pipeline(key, request, call.framing, context)

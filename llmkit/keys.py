@@ -78,7 +78,7 @@ class ProviderKey:
         if "name" in cls.__dict__ and cls.name:
             if cls.name != cls.name.lower():
                 raise ValueError(f"provider name {cls.name!r} must be lowercase")
-            if _loader is not None and _loader == threading.get_ident():
+            if _loading_here():
                 _pending[cls.name] = cls()
             else:
                 # Defined in a script or a test: usable at once.
@@ -129,6 +129,10 @@ def _load_all() -> None:
             _load_errors[ep.name] = f"entry point {ep.value!r} is not a ProviderKey subclass"
 
 
+def _loading_here() -> bool:
+    return _loader is not None and _loader == threading.get_ident()
+
+
 def _import_entry_point(ep: EntryPoint) -> object:
     """Load ``ep``; publish the keys its module defines once the import has returned."""
     global _loader
@@ -169,7 +173,7 @@ def resolve(provider: str | ProviderKey) -> ProviderKey:
     key = _table.get(provider)
     if key is not None:
         return key
-    if _loader is not None and _loader == threading.get_ident():
+    if _loading_here():
         # A plug-in resolving a key of its own while it is being imported.
         key = _pending.get(provider)
         if key is not None:

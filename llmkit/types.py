@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -570,7 +570,7 @@ def _free_form(request: ChatRequest) -> list[tuple[str, Any]]:
     return found
 
 
-_ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
+_ROLES = frozenset(get_args(Role))
 _Checked = TypeVar("_Checked", bound=msgspec.Struct)
 _NO_MESSAGES: list[Message] = []
 

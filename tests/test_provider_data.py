@@ -474,3 +474,9 @@ def test_provider_accumulator_results_do_not_share_provider_data() -> None:
     first = folded.result()
     folded.add(StreamChunk(choices=[ChunkChoice(delta=Delta(provider_data={"b": {"y": 2}}))]))
     assert first.choices[0].message.provider_data == {"a": {"x": 1}}
+
+
+def test_provider_malformed_token_names_the_token_provider() -> None:
+    with pytest.raises(llmkit.AuthenticationError, match="check the token_provider") as info:
+        resolve_config(llmkit.OpenAI(), Config(token_provider=lambda: "tok en-0123456789"))
+    assert "OPENAI_API_KEY" not in str(info.value)

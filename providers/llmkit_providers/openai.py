@@ -166,12 +166,12 @@ def encode_openai_request(
     ):
         changes["max_tokens"] = None
         changes["max_completion_tokens"] = request.max_tokens
-    for m in request.messages:  # a plain loop: the cheapest per message
-        if m.reasoning is not None or m.provider_data is not None:
+    for first in request.messages:  # a plain loop: the cheapest per message
+        if first.reasoning is not None or first.provider_data is not None:
             break
     else:
-        m = None
-    if m is not None:
+        first = None
+    if first is not None:
         # Reasoning text and other providers' opaque data stay in the history
         # but never reach OpenAI, which refuses unknown message fields.
         changes["messages"] = [
