@@ -66,6 +66,7 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 import server  # noqa: E402  bench/server.py: the pre-rendered OpenAI bodies
 from floor_types import FChunk, FResponse, FUsage  # noqa: E402
+from report import print_table  # noqa: E402
 
 import llmkit  # noqa: E402
 import llmkit.core  # noqa: E402
@@ -372,16 +373,21 @@ def checked(contenders: dict[str, Callable[[], str]], expected: str) -> None:
 # --- the curves -----------------------------------------------------------------------------
 
 
+def plain_contenders(body: bytes, messages: list[dict[str, Any]]) -> dict[str, Callable[[], str]]:
+    """The floor, llmkit and the A/A floor, each on its own mock client answering ``body``."""
+    return {
+        "floor": floor_call(json_client(body), messages),
+        "llmkit": llmkit_call(json_client(body), messages),
+        "aa": floor_call(json_client(body), messages),
+    }
+
+
 def curve_messages(args: argparse.Namespace) -> list[dict[str, Any]]:
     body = completion_body()
     out = []
     for n in args.points["messages"]:
         messages = conversation(n)
-        contenders = {
-            "floor": floor_call(json_client(body), messages),
-            "llmkit": llmkit_call(json_client(body), messages),
-            "aa": floor_call(json_client(body), messages),
-        }
+        contenders = plain_contenders(body, messages)
         checked(contenders, EXPECTED_TEXT)
         out.append(point(n, measure(contenders, args.rounds, args.target)))
         progress(out[-1])
@@ -393,11 +399,7 @@ def curve_request_size(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for kib in args.points["request_size"]:
         messages = [{"role": "user", "content": filler(kib * KIB)}]
-        contenders = {
-            "floor": floor_call(json_client(body), messages),
-            "llmkit": llmkit_call(json_client(body), messages),
-            "aa": floor_call(json_client(body), messages),
-        }
+        contenders = plain_contenders(body, messages)
         checked(contenders, EXPECTED_TEXT)
         out.append(point(kib, measure(contenders, args.rounds, args.target), _kib(kib)))
         progress(out[-1])
@@ -426,11 +428,7 @@ def curve_providers(args: argparse.Namespace) -> list[dict[str, Any]]:
                     },
                 )
             registered = len(llmkit.core.list_providers())
-            contenders = {
-                "floor": floor_call(json_client(body), messages),
-                "llmkit": llmkit_call(json_client(body), messages),
-                "aa": floor_call(json_client(body), messages),
-            }
+            contenders = plain_contenders(body, messages)
             checked(contenders, EXPECTED_TEXT)
             # One of the new keys answers too: they are real providers.
             last = llmkit_call(json_client(body), messages, f"bench-key-{n - 1}")
@@ -467,11 +465,7 @@ def curve_response_size(args: argparse.Namespace) -> list[dict[str, Any]]:
     for kib in args.points["response_size"]:
         content = filler(kib * KIB)
         body = completion_body(content)
-        contenders = {
-            "floor": floor_call(json_client(body), messages),
-            "llmkit": llmkit_call(json_client(body), messages),
-            "aa": floor_call(json_client(body), messages),
-        }
+        contenders = plain_contenders(body, messages)
         checked(contenders, content)
         out.append(point(kib, measure(contenders, args.rounds, args.target), _kib(kib)))
         progress(out[-1])
@@ -483,11 +477,7 @@ def curve_threads(args: argparse.Namespace) -> list[dict[str, Any]]:
     messages = conversation(1)
     out = []
     for n in args.points["threads"]:
-        calls = {
-            "floor": floor_call(json_client(body), messages),
-            "llmkit": llmkit_call(json_client(body), messages),
-            "aa": floor_call(json_client(body), messages),
-        }
+        calls = plain_contenders(body, messages)
         checked(calls, EXPECTED_TEXT)
         pools = []
         contenders: dict[str, Callable[[], object]] = {}
@@ -629,20 +619,6 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} µs"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for i, line in enumerate(lines):
-        print(
-            "  ".join(
-                cell.ljust(w) if j == 0 else cell.rjust(w)
-                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def print_curve(key: str, curve: dict[str, Any]) -> None:
     title = CURVES[key][0]
     unit = UNITS[key]
@@ -671,7 +647,7 @@ def print_curve(key: str, curve: dict[str, Any]) -> None:
             row += [f"{1 / p['floor_wall']:,.0f}", f"{1 / p['llmkit_wall']:,.0f}"]
         row += list(budget_cells.get(p["x"], ("-", "info")))
         rows.append(tuple(row))
-    _table(tuple(header), rows)
+    print_table(tuple(header), rows)
     for check in curve["budgets"]:
         verdict = "PASS" if check["passed"] else "FAIL"
         print(f"  budget {check['name']}: {check['shown']}  {verdict}")
@@ -900,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = results.get("memory")
     if memory and "floor" in memory:
         print(f"\npeak memory, {memory['chunks']:,}-chunk stream read and collected (tracemalloc)")
-        _table(
+        print_table(
             ("", "floor", "llmkit", "ratio", "extra/chunk", "budget", "result"),
             [
                 (

@@ -53,6 +53,7 @@ for _var in ("NO_PROXY", "no_proxy"):
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from floor_types import FChunk, FResponse, FUsage  # noqa: E402
+from report import print_table  # noqa: E402
 
 import llmkit  # noqa: E402
 import llmkit.core  # noqa: E402
@@ -518,9 +519,9 @@ def _row(
     }
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_results(rows: list[dict[str, Any]]) -> None:
     header = ("metric", "floor", "llmkit", "ratio", "ratio IQR", "budget", "result")
-    lines = [header]
+    lines = []
     for row in rows:
         unit = row["unit"]
         floor = f"{_fmt(row['floor'], unit)} ±{row['floor_spread_pct']:.1f}%"
@@ -529,16 +530,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         result = "info" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
         iqr = f"{row['ratio_p25']:.2f}-{row['ratio_p75']:.2f}"
         lines.append((row["metric"], floor, ours, f"{row['ratio']:.2f}x", iqr, budget, result))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for i, line in enumerate(lines):
-        print(
-            "  ".join(
-                cell.ljust(w) if j == 0 else cell.rjust(w)
-                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(header, lines)
 
 
 def _environment() -> dict[str, Any]:
@@ -731,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     results["elapsed_s"] = time.time() - started
 
     print()
-    print_table(rows)
+    print_results(rows)
     print()
     print("Values are medians; ±x% is half their interquartile range, relative to the median.")
     print("ratio is the median of the per-round llmkit/floor ratios (rounds run side by side);")
