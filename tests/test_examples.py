@@ -80,15 +80,17 @@ def test_examples_third_party_provider_ndjson_stream(acme: type[llmkit.ProviderK
             core.stream("acme", "acme-1", HI, config).collect()
 
 
-def test_examples_readme_provider_recipe_runs() -> None:
+def _readme_recipe() -> str:
+    # The README's provider recipe: the python block that defines Contoso.
     import re
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    recipe = next(
-        block
-        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
-        if "class Contoso" in block
-    )
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", readme, re.S)
+    return next(block for block in blocks if "class Contoso" in block)
+
+
+def test_examples_readme_provider_recipe_runs() -> None:
+    recipe = _readme_recipe()
     exec(compile(recipe, "README.md", "exec"), {"__name__": "readme_recipe"})
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -122,16 +124,8 @@ def _llmkit_imports(source: str) -> set[str]:
 
 
 def test_examples_providers_import_only_the_provider_sdk() -> None:
-    import re
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    recipe = next(
-        block
-        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
-        if "class Contoso" in block
-    )
     sources = {
-        "README recipe": recipe,
+        "README recipe": _readme_recipe(),
         "acme_llm": (ROOT / "examples/acme_provider/acme_llm/__init__.py").read_text("utf-8"),
         "openai": (ROOT / "providers/llmkit_providers/openai.py").read_text("utf-8"),
     }
