@@ -12,7 +12,7 @@ import asyncio
 
 import llmkit
 from llmkit import core
-from llmkit_contracts.emulator import OpenAIEmulator, Reply
+from llmkit_contracts import OpenAIEmulator, Reply
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ _WEATHER_TOOL = {
 
 
 def _demo(out: TextIO) -> int:
-    from llmkit_contracts.emulator import OpenAIEmulator, Reply
+    from llmkit_contracts import OpenAIEmulator, Reply
 
     with OpenAIEmulator() as emulator:
         config = {"api_key": "demo-key-not-secret", "api_base": emulator.base_url}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from llmkit_contracts.emulator import OpenAIEmulator
+from llmkit_contracts import OpenAIEmulator
 
 _real_connect = socket.socket.connect
 _real_getaddrinfo = socket.getaddrinfo

@@ -30,7 +30,7 @@ def test_cli_chat_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_chat_streams_answer(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmkit_contracts.emulator import OpenAIEmulator, Reply
+    from llmkit_contracts import OpenAIEmulator, Reply
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-test-000000")
     with OpenAIEmulator() as emulator:

@@ -10,7 +10,7 @@ import pytest
 import llmkit
 from llmkit import core
 from llmkit.types import ChatRequest, Message
-from llmkit_contracts.emulator import OpenAIEmulator, Reply
+from llmkit_contracts import OpenAIEmulator, Reply
 
 MODEL = "gpt-4o-mini"
 HI = {"messages": [{"role": "user", "content": "Hi"}]}

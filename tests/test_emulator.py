@@ -10,14 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from llmkit_contracts.emulator import OpenAIEmulator, RecordedRequest, Reply
+from llmkit_contracts import OpenAIEmulator, RecordedRequest, Reply
 
 CHAT = [{"role": "user", "content": "hello there"}]
+AUTH = {"authorization": "Bearer sk-emulator"}
 
 
 @pytest.fixture
 def client(emulator: OpenAIEmulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emulator.base_url, timeout=5.0) as http_client:
+    with httpx.Client(base_url=emulator.base_url, timeout=5.0, headers=AUTH) as http_client:
         yield http_client
 
 
@@ -50,6 +51,7 @@ def _raw_request(
     body = json.dumps(payload).encode()
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Authorization: Bearer sk-emulator\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
@@ -130,14 +132,15 @@ def test_emulator_echo_when_queue_empty(client: httpx.Client) -> None:
     response = client.post("/chat/completions", json={"model": "m", "messages": messages})
     assert response.json()["choices"][0]["message"]["content"] == "Echo: multipart"
 
-    response = client.post("/chat/completions", json={"model": "m", "messages": []})
+    with OpenAIEmulator(strict=False) as lenient, httpx.Client(base_url=lenient.base_url) as raw:
+        response = raw.post("/chat/completions", json={"model": "m", "messages": []})
     assert response.json()["choices"][0]["message"]["content"] == "Echo: "
 
 
 def test_emulator_default_reply_and_fifo() -> None:
     with (
         OpenAIEmulator(default=Reply.text("fallback")) as emu,
-        httpx.Client(base_url=emu.base_url) as http_client,
+        httpx.Client(base_url=emu.base_url, headers=AUTH) as http_client,
     ):
         emu.enqueue(Reply.text("one"), Reply.text("two"))
         emu.enqueue(Reply.text("three"))
@@ -365,7 +368,7 @@ def test_emulator_delay(emulator: OpenAIEmulator, client: httpx.Client) -> None:
 def test_emulator_delay_triggers_client_timeout(emulator: OpenAIEmulator) -> None:
     emulator.enqueue(Reply.text("too slow", delay=1.0))
     with (
-        httpx.Client(base_url=emulator.base_url, timeout=0.1) as http_client,
+        httpx.Client(base_url=emulator.base_url, timeout=0.1, headers=AUTH) as http_client,
         pytest.raises(httpx.ReadTimeout),
     ):
         http_client.post("/chat/completions", json={"model": "m", "messages": CHAT})
@@ -418,6 +421,7 @@ def test_emulator_complete_stream_is_terminated_raw_socket(emulator: OpenAIEmula
     body = json.dumps({"model": "m", "messages": CHAT, "stream": True}).encode()
     request = (
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer sk-emulator\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
     with socket.create_connection(("127.0.0.1", emulator.port), timeout=5.0) as sock:
@@ -511,7 +515,7 @@ def test_emulator_concurrent_clients(emulator: OpenAIEmulator) -> None:
     lock = threading.Lock()
 
     def worker() -> None:
-        with httpx.Client(base_url=emulator.base_url, timeout=5.0) as http_client:
+        with httpx.Client(base_url=emulator.base_url, timeout=5.0, headers=AUTH) as http_client:
             for _ in range(10):
                 data = http_client.post(
                     "/chat/completions", json={"model": "m", "messages": CHAT}
@@ -535,12 +539,15 @@ def test_emulator_stop_frees_port_quickly() -> None:
     emu = OpenAIEmulator().start()
     port = emu.port
     assert emu.base_url == f"http://127.0.0.1:{port}/v1"
-    with httpx.Client(base_url=emu.base_url) as http_client:
+    with httpx.Client(base_url=emu.base_url, headers=AUTH) as http_client:
         # Leave an idle keep-alive connection open while stopping.
-        assert http_client.post("/chat/completions", json={"messages": CHAT}).status_code == 200
+        assert (
+            http_client.post("/chat/completions", json={"model": "m", "messages": CHAT}).status_code
+            == 200
+        )
         emu.stop()
         with pytest.raises(httpx.TransportError):
-            http_client.post("/chat/completions", json={"messages": CHAT})
+            http_client.post("/chat/completions", json={"model": "m", "messages": CHAT})
 
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
@@ -558,8 +565,8 @@ def test_emulator_stop_interrupts_pending_delay() -> None:
 
     def call() -> None:
         try:
-            with httpx.Client(base_url=emu.base_url, timeout=10.0) as http_client:
-                http_client.post("/chat/completions", json={"messages": CHAT})
+            with httpx.Client(base_url=emu.base_url, timeout=10.0, headers=AUTH) as http_client:
+                http_client.post("/chat/completions", json={"model": "m", "messages": CHAT})
         except httpx.TransportError as exc:
             errors.append(exc)
 
@@ -587,12 +594,20 @@ def test_emulator_start_stop_restart() -> None:
         with pytest.raises(RuntimeError):
             emu.start()
         assert (
-            httpx.post(f"{emu.base_url}/chat/completions", json={"messages": CHAT}).status_code
+            httpx.post(
+                f"{emu.base_url}/chat/completions",
+                json={"model": "m", "messages": CHAT},
+                headers=AUTH,
+            ).status_code
             == 200
         )
     with emu:
         assert (
-            httpx.post(f"{emu.base_url}/chat/completions", json={"messages": CHAT}).status_code
+            httpx.post(
+                f"{emu.base_url}/chat/completions",
+                json={"model": "m", "messages": CHAT},
+                headers=AUTH,
+            ).status_code
             == 200
         )
     assert len(emu.requests) == 2

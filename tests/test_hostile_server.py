@@ -26,7 +26,7 @@ import llmkit
 from llmkit import _http, core
 from llmkit.config import Config
 from llmkit.types import ChatResponse, StreamChunk
-from llmkit_contracts.emulator import OpenAIEmulator, Reply
+from llmkit_contracts import OpenAIEmulator, Reply
 
 KEY = "sk-test-0123456789"
 HI = {"messages": [{"role": "user", "content": "Hi"}]}

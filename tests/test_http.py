@@ -336,7 +336,7 @@ def test_http_deadline_bounds_a_trickling_body() -> None:
 def test_http_async_clients_close_with_their_loop() -> None:
     import asyncio
 
-    from llmkit_contracts.emulator import OpenAIEmulator, Reply
+    from llmkit_contracts import OpenAIEmulator, Reply
 
     with OpenAIEmulator(default=Reply.text("hi")) as emulator:
         config = {"api_key": SECRET, "api_base": emulator.base_url}

@@ -16,7 +16,7 @@ from llmkit._framing import SSEEvent
 from llmkit.config import Config
 from llmkit.keys import ProviderKey
 from llmkit.types import ChatRequest, HttpCall, HttpResponse, Message, StreamState
-from llmkit_contracts.emulator import OpenAIEmulator, Reply
+from llmkit_contracts import OpenAIEmulator, Reply
 from llmkit_providers.openai import OpenAI
 
 SECRET = "sk-robust-0123456789abcdef"

@@ -10,7 +10,7 @@ import pytest
 
 import llmkit
 from llmkit import _http, core
-from llmkit_contracts.emulator import OpenAIEmulator, Reply
+from llmkit_contracts import OpenAIEmulator, Reply
 
 HI = {"messages": [{"role": "user", "content": "Hi"}]}
 OK = {

@@ -1,8 +1,28 @@
 """The reusable contract suite for llmkit providers.
 
-This release ships the provider emulators (:mod:`llmkit_contracts.emulator`):
-real HTTP servers on 127.0.0.1 that tests and ``llmkit demo`` script. The
-case catalogue and ``check_provider`` land with the full contract suite.
+* :mod:`llmkit_contracts.emulator`: the loopback server core and the
+  protocol-neutral :class:`Reply`;
+* :mod:`llmkit_contracts.emulators`: one wire protocol per provider API;
 """
 
-__all__: list[str] = []
+from llmkit_contracts.emulator import (
+    Emulator,
+    Received,
+    RecordedRequest,
+    Reply,
+    Turn,
+    WireProtocol,
+)
+from llmkit_contracts.emulators import PROTOCOLS, OpenAIEmulator, OpenAIProtocol
+
+__all__ = [
+    "PROTOCOLS",
+    "Emulator",
+    "OpenAIEmulator",
+    "OpenAIProtocol",
+    "Received",
+    "RecordedRequest",
+    "Reply",
+    "Turn",
+    "WireProtocol",
+]

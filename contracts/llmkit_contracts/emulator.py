@@ -1,22 +1,26 @@
-"""In-process emulator of the OpenAI chat-completions HTTP API.
+"""The loopback server that every provider emulator shares.
 
-The emulator is a real HTTP/1.1 server bound to ``127.0.0.1`` on an ephemeral
-port. It runs in a daemon thread and answers ``POST /v1/chat/completions`` with
-scripted :class:`Reply` objects (first in, first out), falling back to a default
-reply (an echo of the last user message unless configured otherwise).
+An :class:`Emulator` is a real HTTP/1.1 server bound to ``127.0.0.1`` on an
+ephemeral port, serving in daemon threads. What it speaks comes from a
+:class:`WireProtocol`: one module per provider API under
+:mod:`llmkit_contracts.emulators` says which paths it serves, how it checks
+an incoming request (strictly, as the real API does) and how it writes a
+scripted :class:`Reply` as a body, as stream events, or as an error.
 
-Both plain JSON answers and ``text/event-stream`` answers (chunked transfer
-encoding, OpenAI-shaped chunks, optional usage chunk, ``data: [DONE]``) are
-supported, as are error answers, artificial latency and abrupt disconnects in
-the middle of a stream. Every request received is recorded.
+A :class:`Reply` is protocol-neutral: text, tool calls, reasoning, usage,
+an error by status, or raw recorded bytes. The same script therefore
+becomes an OpenAI chunk stream, an Anthropic event stream or Gemini JSON,
+depending on the protocol, which is what lets one contract case run
+against every provider. Replies are answered first in, first out; with the
+queue empty, a default reply (an echo of the last user text) is used.
 
-Only the standard library and :mod:`msgspec` are used, so the emulator can back
-both the test-suite and the ``llmkit demo`` command.
+Delivery can be shaped per reply: a delay before the headers, a delay
+between stream events, an abrupt disconnect after some events, an error
+event in the middle of a stream. Every request received is recorded,
+with the connection it came on.
 
-Example:
-    >>> with OpenAIEmulator() as emu:  # doctest: +SKIP
-    ...     emu.enqueue(Reply.text("Hello!"))
-    ...     client = SomeClient(base_url=emu.base_url)
+Only the standard library and :mod:`msgspec` are used, so the emulators
+back the test suite, the contract suite and the ``llmkit demo`` command.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import dataclasses
 import enum
 import http
+import itertools
 import selectors
 import socket
 import socketserver
@@ -36,33 +41,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Final, Literal, Self
 
 import msgspec
 
-__all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
+__all__ = [
+    "Emulator",
+    "Received",
+    "RecordedRequest",
+    "Reply",
+    "Turn",
+    "WireProtocol",
+    "json_decode",
+    "json_encode",
+    "split_text",
+]
 
-_COMPLETIONS_PATH: Final = "/v1/chat/completions"
 _SELECT_TIMEOUT: Final = 1.0
 _STOP_JOIN_TIMEOUT: Final = 2.0
 _MAX_LINE: Final = 65536
-_DEFAULT_MODEL: Final = "emulator"
-
 _CONTROLLED_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
+_FINISH_REASONS: Final = frozenset({"stop", "length", "tool_calls", "content_filter"})
 
-_DEFAULT_ERROR_TYPES: Final[Mapping[int, str]] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-_json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder().decode
+json_encode = msgspec.json.Encoder().encode
+json_decode = msgspec.json.Decoder().decode
 
 
 class _Unset(enum.Enum):
@@ -77,14 +79,8 @@ _UNSET: Final = _Unset.UNSET
 def _normalise_headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
     """Validate extra response headers and return them as lower-cased pairs.
 
-    Args:
-        headers: Header names mapped to values, or ``None``.
-
-    Returns:
-        The headers as a tuple of ``(lower-case name, value)`` pairs.
-
     Raises:
-        ValueError: If a name or value cannot be sent on the wire.
+        ValueError: a name or value cannot be sent on the wire.
     """
     if not headers:
         return ()
@@ -115,56 +111,83 @@ def _merge_headers(
     return tuple(pair for pair in base if pair[0] not in names) + extra
 
 
+def split_text(text: str, size: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``size`` characters (none for ``""``)."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A scripted answer of the emulator.
+    """A scripted answer, in no provider's format.
 
-    Build replies with :meth:`text`, :meth:`tool_calls` or :meth:`error` and
-    adjust the delivery options with :meth:`with_`.
+    Build replies with :meth:`text`, :meth:`tool_calls`, :meth:`error` or
+    :meth:`raw`, and adjust delivery with :meth:`with_`. The emulator's
+    protocol turns a reply into that provider's bytes.
 
     Attributes:
-        kind: ``"text"``, ``"tool_calls"`` or ``"error"``.
-        content: Assistant message content (``None`` for no content).
+        kind: ``"text"``, ``"tool_calls"``, ``"error"`` or ``"raw"``.
+        content: Assistant text (``None`` for none).
         calls: ``(name, arguments-json)`` pairs for tool-call replies.
-        finish_reason: Finish reason reported to the client.
+        reasoning: Reasoning text the model shows before its answer.
+        finish_reason: Normalized finish reason (``stop``, ``length``,
+            ``tool_calls`` or ``content_filter``); each protocol writes its own.
         prompt_tokens: Reported prompt token count.
         completion_tokens: Reported completion token count.
         model: Model name to report; ``None`` reports the requested model.
-        status: HTTP status code (200 for non-error replies).
-        body: Response body of error replies.
+        status: HTTP status (200 except for errors and raw replies).
+        message: The error message of error replies and error events.
+        error_type: The provider's error type; by default derived from the status.
+        code: The error code, where the provider has one.
+        param: The parameter an error is about, where the provider says.
+        body: Error replies: the raw body to send instead of the
+            protocol's error envelope.
+        pieces: Raw replies: the body, sent one chunk per piece.
         headers: Extra response headers as lower-case ``(name, value)`` pairs.
         delay: Seconds to wait before sending the response headers.
-        chunk_delay: Seconds to wait between two server-sent events.
-        chunk_size: Characters of content or tool arguments per stream chunk.
-        disconnect_after: For streaming answers only: close the connection
-            abruptly after this many events, without ``data: [DONE]`` and
-            without the terminating zero-length chunk. Ignored for
-            non-streaming requests.
+        chunk_delay: Seconds to wait between two stream events (or raw pieces).
+        chunk_size: Characters of content or tool arguments per stream event.
+        disconnect_after: Streams and raw replies: close the connection
+            abruptly after this many events, without the end of the body.
+        error_after: Streams only: send the protocol's error event (built
+            from ``message``, ``error_type`` and ``code``) after this many
+            events, and end the stream there.
     """
 
-    kind: Literal["text", "tool_calls", "error"]
+    kind: Literal["text", "tool_calls", "error", "raw"]
     content: str | None = None
     calls: tuple[tuple[str, str], ...] = ()
+    reasoning: str | None = None
     finish_reason: str = "stop"
     prompt_tokens: int = 10
     completion_tokens: int = 1
     model: str | None = None
     status: int = 200
+    message: str = "Emulated error"
+    error_type: str | None = None
+    code: str | None = None
+    param: str | None = None
     body: bytes = b""
+    pieces: tuple[bytes, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
     chunk_delay: float = 0.0
     chunk_size: int = 4
     disconnect_after: int | None = None
+    error_after: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("text", "tool_calls", "error"):
+        if self.kind not in ("text", "tool_calls", "error", "raw"):
             raise ValueError(f"unknown reply kind {self.kind!r}")
-        if self.kind == "error":
+        if self.kind in ("error", "raw"):
             if not 200 <= self.status <= 599 or self.status in (204, 304):
                 raise ValueError(f"unsupported status {self.status}")
         elif self.status != 200:
-            raise ValueError("only error replies may have a non-200 status")
+            raise ValueError("only error and raw replies may have a non-200 status")
+        if self.kind in ("text", "tool_calls") and self.finish_reason not in _FINISH_REASONS:
+            raise ValueError(
+                f"finish_reason must be one of {sorted(_FINISH_REASONS)}, "
+                f"not {self.finish_reason!r}; each protocol writes its own value"
+            )
         if self.kind == "tool_calls" and not self.calls:
             raise ValueError("a tool-call reply needs at least one call")
         for call in self.calls:
@@ -181,8 +204,12 @@ class Reply:
             raise ValueError("delays must not be negative")
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        if self.disconnect_after is not None and self.disconnect_after < 0:
-            raise ValueError("disconnect_after must not be negative")
+        for name in ("disconnect_after", "error_after"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must not be negative")
+        if not all(isinstance(piece, bytes) for piece in self.pieces):
+            raise ValueError("raw pieces must be bytes")
         _normalise_headers(dict(self.headers))
 
     @classmethod
@@ -190,6 +217,7 @@ class Reply:
         cls,
         content: str,
         *,
+        reasoning: str | None = None,
         finish_reason: str = "stop",
         prompt_tokens: int = 10,
         completion_tokens: int | None = None,
@@ -198,41 +226,33 @@ class Reply:
         chunk_delay: float = 0.0,
         chunk_size: int = 4,
         disconnect_after: int | None = None,
+        error_after: int | None = None,
+        message: str = "Emulated error",
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """Build a plain assistant text answer.
 
-        Args:
-            content: The assistant message text.
-            finish_reason: Finish reason reported to the client.
-            prompt_tokens: Reported prompt token count.
-            completion_tokens: Reported completion token count; by default the
-                number of whitespace-separated words in ``content`` (at least 1).
-            model: Model name to report instead of the requested one.
-            delay: Seconds to wait before sending the response headers.
-            chunk_delay: Seconds to wait between two server-sent events.
-            chunk_size: Characters of content per stream chunk.
-            disconnect_after: Streaming only: drop the connection after this
-                many events.
-            headers: Extra response headers.
-
-        Returns:
-            The reply.
+        ``completion_tokens`` defaults to the number of whitespace-separated
+        words of ``content`` (at least 1). ``message`` is the text of the
+        error event that ``error_after`` sends.
         """
         if completion_tokens is None:
             completion_tokens = len(content.split()) or 1
         return cls(
             kind="text",
             content=content,
+            reasoning=reasoning,
             finish_reason=finish_reason,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             model=model,
+            message=message,
             headers=_normalise_headers(headers),
             delay=delay,
             chunk_delay=chunk_delay,
             chunk_size=chunk_size,
             disconnect_after=disconnect_after,
+            error_after=error_after,
         )
 
     @classmethod
@@ -250,26 +270,11 @@ class Reply:
         disconnect_after: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """Build an answer requesting function tool calls.
+        """Build an answer that calls function tools.
 
-        Call ids are ``call_0``, ``call_1``, ... in order; the finish reason
-        is ``"tool_calls"``.
-
-        Args:
-            calls: ``(function name, arguments as a JSON string)`` pairs.
-            content: Optional assistant text sent along with the calls.
-            prompt_tokens: Reported prompt token count.
-            completion_tokens: Reported completion token count.
-            model: Model name to report instead of the requested one.
-            delay: Seconds to wait before sending the response headers.
-            chunk_delay: Seconds to wait between two server-sent events.
-            chunk_size: Characters of content or arguments per stream chunk.
-            disconnect_after: Streaming only: drop the connection after this
-                many events.
-            headers: Extra response headers.
-
-        Returns:
-            The reply.
+        ``calls`` holds ``(function name, arguments as a JSON string)``
+        pairs; protocols give them ids ``call_0``, ``call_1``, ... in order.
+        The finish reason is ``tool_calls``.
         """
         return cls(
             kind="tool_calls",
@@ -299,40 +304,58 @@ class Reply:
         body: bytes | None = None,
         delay: float = 0.0,
     ) -> Reply:
-        """Build an error answer (always a plain, non-streamed response).
+        """Build an error answer (never streamed).
 
         Args:
-            status: HTTP status code (200-599, except 204 and 304, so that a
-                garbage 200 answer can be scripted with ``body``).
-            message: ``error.message`` of the JSON body.
-            type: ``error.type`` of the JSON body; by default derived from the
-                status (e.g. ``rate_limit_error`` for 429, ``server_error`` for
-                5xx).
-            code: ``error.code`` of the JSON body.
-            param: ``error.param`` of the JSON body.
+            status: HTTP status (200-599 except 204 and 304, so that a garbage
+                200 answer can be scripted with ``body``).
+            message: The error message, in the protocol's error envelope.
+            type: The error type; by default the protocol derives it from the status.
+            code: The error code.
+            param: The parameter the error is about.
             headers: Extra response headers, e.g. ``{"retry-after": "0"}``. A
                 ``content-type`` given here replaces ``application/json``.
-            body: Raw response body to send instead of the OpenAI error JSON.
-            delay: Seconds to wait before sending the response.
-
-        Returns:
-            The reply.
+            body: A raw body to send instead of the protocol's envelope.
+            delay: Seconds to wait before answering.
         """
-        if body is None:
-            if type is None:
-                type = _DEFAULT_ERROR_TYPES.get(
-                    status, "server_error" if status >= 500 else "invalid_request_error"
-                )
-            body = _json_encode(
-                {"error": {"message": message, "type": type, "param": param, "code": code}}
-            )
         return cls(
             kind="error",
             status=status,
-            body=bytes(body),
-            finish_reason="",
+            message=message,
+            error_type=type,
+            code=code,
+            param=param,
+            body=b"" if body is None else bytes(body),
             headers=_normalise_headers(headers),
             delay=delay,
+        )
+
+    @classmethod
+    def raw(
+        cls,
+        status: int,
+        pieces: Sequence[bytes],
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        chunk_delay: float = 0.0,
+        disconnect_after: int | None = None,
+    ) -> Reply:
+        """Send recorded bytes as they are: one chunk of the chunked body per piece.
+
+        Chunk boundaries reach the client's byte stream as they are sent,
+        so a recorded body split into pieces tests a decoder on exactly
+        those splits. ``disconnect_after`` cuts the body after that many
+        pieces without its end. Give the recorded ``content-type`` in ``headers``.
+        """
+        return cls(
+            kind="raw",
+            status=status,
+            pieces=tuple(bytes(piece) for piece in pieces),
+            headers=_normalise_headers(headers),
+            delay=delay,
+            chunk_delay=chunk_delay,
+            disconnect_after=disconnect_after,
         )
 
     def with_(
@@ -342,20 +365,10 @@ class Reply:
         chunk_delay: float | None = None,
         chunk_size: int | None = None,
         disconnect_after: int | _Unset | None = _UNSET,
+        error_after: int | _Unset | None = _UNSET,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """Return a copy with different delivery options.
-
-        Args:
-            delay: New delay before the response headers.
-            chunk_delay: New delay between server-sent events.
-            chunk_size: New number of characters per stream chunk.
-            disconnect_after: New disconnect point (``None`` disables it).
-            headers: Extra headers merged over the existing ones.
-
-        Returns:
-            The modified copy; arguments left out keep their value.
-        """
+        """Return a copy with other delivery options; arguments left out keep their value."""
         changes: dict[str, Any] = {}
         if delay is not None:
             changes["delay"] = delay
@@ -365,6 +378,8 @@ class Reply:
             changes["chunk_size"] = chunk_size
         if disconnect_after is not _UNSET:
             changes["disconnect_after"] = disconnect_after
+        if error_after is not _UNSET:
+            changes["error_after"] = error_after
         if headers is not None:
             changes["headers"] = _merge_headers(self.headers, _normalise_headers(headers))
         return dataclasses.replace(self, **changes)
@@ -372,7 +387,7 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """A request received by the emulator.
+    """A request the emulator received.
 
     Attributes:
         method: HTTP method, e.g. ``"POST"``.
@@ -381,6 +396,7 @@ class RecordedRequest:
             joined with ``", "``.
         body: Raw request body.
         json: Parsed JSON body, or ``None`` if empty or not valid JSON.
+        connection: The number of the connection it came on (1, 2, ...).
     """
 
     method: str
@@ -388,117 +404,130 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any
+    connection: int = 0
 
 
-def _last_user_text(payload: Any) -> str:
-    """Return the text of the last user message of a chat request."""
-    if not isinstance(payload, dict):
-        return ""
-    messages = payload.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return "".join(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-            )
-        return ""
-    return ""
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a received request, in no provider's format.
+
+    Attributes:
+        role: ``"user"``, ``"assistant"`` or ``"tool"`` (system text goes to
+            :attr:`Received.system`).
+        text: The message's text parts joined, ``""`` for none.
+        images: How many image parts it carries.
+        calls: An assistant turn's tool calls as ``(id, name, arguments)``,
+            the arguments parsed from JSON.
+        tool_call_id: A tool turn's answer to that call id.
+    """
+
+    role: str
+    text: str = ""
+    images: int = 0
+    calls: tuple[tuple[str, str, Any], ...] = ()
+    tool_call_id: str | None = None
 
 
-def _split(text: str, size: int) -> list[str]:
-    """Split ``text`` into pieces of at most ``size`` characters."""
-    return [text[i : i + size] for i in range(0, len(text), size)]
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What a request asked for, read back from any protocol's wire format.
+
+    Contract cases compare these fields with what they sent, so that "the
+    system prompt reached the provider" is one check whether the protocol
+    carries it as a message, a top-level field or a system instruction.
+
+    Attributes:
+        model: The model asked for.
+        system: The system (and developer) text joined, or ``None``.
+        turns: The other messages, in order.
+        stream: Whether a stream was asked for.
+        max_tokens: The output token limit, under whatever name.
+        stop: Stop sequences.
+        tools: The names of the function tools offered.
+        tool_choice: ``"auto"``, ``"none"``, ``"required"``,
+            ``"function:<name>"``, or ``None`` when not given.
+        response_format: ``"json_object"``, ``"json_schema"`` or ``None``.
+        temperature: The sampling temperature, if given.
+    """
+
+    model: str | None = None
+    system: str | None = None
+    turns: tuple[Turn, ...] = ()
+    stream: bool = False
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    tool_choice: str | None = None
+    response_format: str | None = None
+    temperature: float | None = None
 
 
-def _usage(reply: Reply) -> dict[str, int]:
-    """Return the OpenAI ``usage`` object of a reply."""
-    return {
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-    }
+class WireProtocol:
+    """One provider API's wire format, as its emulator speaks it.
 
+    Subclasses live in :mod:`llmkit_contracts.emulators`, one module per
+    protocol. The emulator core handles sockets, HTTP framing, delays and
+    disconnects; a protocol only maps between bytes and meaning. Methods
+    take the parsed JSON body of the request (``payload``) and the request
+    path, since some APIs put the model or the streaming switch in the URL.
 
-def _completion_body(reply: Reply, *, completion_id: str, created: int, model: str) -> bytes:
-    """Encode the non-streamed ``chat.completion`` object of a reply."""
-    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-    if reply.calls:
-        message["tool_calls"] = [
-            {
-                "id": f"call_{index}",
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            }
-            for index, (name, arguments) in enumerate(reply.calls)
-        ]
-    return _json_encode(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-            "usage": _usage(reply),
-        }
-    )
+    Class attributes:
+        name: The protocol's name, e.g. ``"openai"``.
+        base_path: What follows ``http://127.0.0.1:<port>`` in the
+            ``api_base`` a client is given, e.g. ``"/v1"``.
+        stream_content_type: The content type of stream answers.
+        key_env: The environment variable holding the provider's key.
+    """
 
+    name: ClassVar[str] = ""
+    base_path: ClassVar[str] = ""
+    stream_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
 
-def _stream_events(
-    reply: Reply, *, completion_id: str, created: int, model: str, include_usage: bool
-) -> list[bytes]:
-    """Encode the server-sent events of a streamed reply, ``[DONE]`` included."""
+    def route(self, method: str, path: str) -> Reply | None:
+        """``None`` when ``method`` and ``path`` (query left off) are served, else the error."""
+        raise NotImplementedError
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        payload = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-        return b"data: " + _json_encode(payload) + b"\n\n"
+    def check(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply | None:
+        """Validate a request as the real API does: ``None``, or the error reply it gets.
 
-    size = reply.chunk_size
-    events = [chunk({"role": "assistant", "content": ""})]
-    events.extend(chunk({"content": piece}) for piece in _split(reply.content or "", size))
-    for index, (name, arguments) in enumerate(reply.calls):
-        head = {
-            "index": index,
-            "id": f"call_{index}",
-            "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }
-        events.append(chunk({"tool_calls": [head]}))
-        events.extend(
-            chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-            for piece in _split(arguments, size)
-        )
-    events.append(chunk({}, reply.finish_reason))
-    if include_usage:
-        usage_chunk = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": _usage(reply),
-        }
-        events.append(b"data: " + _json_encode(usage_chunk) + b"\n\n")
-    events.append(b"data: [DONE]\n\n")
-    return events
+        ``payload`` is the decoded JSON body, or ``None`` when the body was
+        empty or not JSON.
+        """
+        raise NotImplementedError
 
+    def wants_stream(self, path: str, payload: Any) -> bool:
+        """Whether the request asks for a streamed answer."""
+        raise NotImplementedError
 
-def _error_body(message: str, type_: str, code: str | None = None) -> bytes:
-    """Encode an OpenAI error object."""
-    return _json_encode({"error": {"message": message, "type": type_, "param": None, "code": code}})
+    def model(self, path: str, payload: Any) -> str:
+        """The model the request names."""
+        raise NotImplementedError
+
+    def body(self, reply: Reply, payload: Any, *, seq: int, model: str) -> bytes:
+        """The 200 body of a text or tool-call reply."""
+        raise NotImplementedError
+
+    def events(self, reply: Reply, payload: Any, *, seq: int, model: str) -> list[bytes]:
+        """The framed events of a streamed reply, its end marker included."""
+        raise NotImplementedError
+
+    def error_body(self, reply: Reply) -> bytes:
+        """The body of an error reply, in the provider's error envelope."""
+        raise NotImplementedError
+
+    def error_event(self, reply: Reply) -> bytes:
+        """A framed error event sent in the middle of a stream."""
+        raise NotImplementedError
+
+    def prompt(self, payload: Any) -> str:
+        """The text of the last user message (the default reply echoes it)."""
+        received = self.received("", payload)
+        users = [turn.text for turn in received.turns if turn.role == "user"]
+        return users[-1] if users else ""
+
+    def received(self, path: str, payload: Any) -> Received:
+        """Read a request that passed :meth:`check` back into neutral form."""
+        raise NotImplementedError
 
 
 class _Server(ThreadingHTTPServer):
@@ -509,11 +538,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, emulator: OpenAIEmulator) -> None:
+    def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
         self.stopping = threading.Event()
-        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._connections: dict[socket.socket, tuple[int, threading.Thread]] = {}
         self._connections_lock = threading.Lock()
+        self._numbers = itertools.count(1)
         self._wake_reader, self._wake_writer = socket.socketpair()
         try:
             super().__init__(("127.0.0.1", 0), _Handler)
@@ -526,7 +556,7 @@ class _Server(ThreadingHTTPServer):
         """Accept connections until :attr:`stopping` is set and :meth:`wake` called.
 
         Unlike ``serve_forever`` this loop does not poll: :meth:`wake` ends it
-        at once, which keeps :meth:`OpenAIEmulator.stop` fast.
+        at once, which keeps :meth:`Emulator.stop` fast.
         """
         with selectors.DefaultSelector() as selector:
             selector.register(self.socket, selectors.EVENT_READ)
@@ -577,8 +607,17 @@ class _Server(ThreadingHTTPServer):
             daemon=True,
         )
         with self._connections_lock:
-            self._connections[request] = thread
+            self._connections[request] = (next(self._numbers), thread)
         thread.start()
+
+    def connection_number(self, request: Any) -> int:
+        with self._connections_lock:
+            entry = self._connections.get(request)
+        return entry[0] if entry is not None else 0
+
+    def open_connections(self) -> set[int]:
+        with self._connections_lock:
+            return {number for number, _ in self._connections.values()}
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
@@ -596,7 +635,7 @@ class _Server(ThreadingHTTPServer):
             for conn in self._connections:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-            threads = list(self._connections.values())
+            threads = [thread for _, thread in self._connections.values()]
         deadline = time.monotonic() + timeout
         for thread in threads:
             if thread is not threading.current_thread():
@@ -608,7 +647,7 @@ class _Abort(Exception):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Request handler implementing the chat-completions endpoint."""
+    """Reads a request, asks the protocol, writes the reply."""
 
     protocol_version = "HTTP/1.1"
     server_version = "llmkit-emulator"
@@ -635,44 +674,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         emulator = server.emulator
+        protocol = emulator.protocol
+        connection = server.connection_number(self.request)
         try:
             body = self._read_body()
         except ValueError:
             self.close_connection = True
             seq = emulator._record(
-                RecordedRequest(self.command, self.path, self._header_dict(), b"", None)
+                RecordedRequest(self.command, self.path, self._header_dict(), b"", None, connection)
             )
-            self._send(400, seq, _error_body("Malformed request body.", "invalid_request_error"))
+            self._error(seq, Reply.error(400, message="Malformed request body."))
             return
-        parsed: Any = None
-        valid_json = True
+        payload: Any = None
         if body:
-            try:
-                parsed = _json_decode(body)
-            except msgspec.DecodeError:
-                valid_json = False
+            with contextlib.suppress(msgspec.DecodeError):
+                payload = json_decode(body)
+        headers = self._header_dict()
         seq = emulator._record(
-            RecordedRequest(self.command, self.path, self._header_dict(), body, parsed)
+            RecordedRequest(self.command, self.path, headers, body, payload, connection)
         )
-        path = urlsplit(self.path).path
-        if path != _COMPLETIONS_PATH:
-            message = f"Unknown request URL: {self.command} {path}."
-            self._send(404, seq, _error_body(message, "invalid_request_error", "unknown_url"))
+        path = self.path.partition("?")[0]
+        refusal = protocol.route(self.command, path)
+        if refusal is None and not isinstance(payload, dict):
+            refusal = Reply.error(400, message="We could not parse the JSON body of your request.")
+        if refusal is None and emulator.strict:
+            refusal = protocol.check(self.path, headers, payload)
+        if refusal is not None:
+            self._error(seq, refusal)
             return
-        if self.command != "POST":
-            message = f"Method {self.command} not allowed on {path}."
-            self._send(
-                405,
-                seq,
-                _error_body(message, "invalid_request_error"),
-                extra=(("allow", "POST"),),
-            )
-            return
-        if not valid_json or not isinstance(parsed, dict):
-            message = "We could not parse the JSON body of your request."
-            self._send(400, seq, _error_body(message, "invalid_request_error"))
-            return
-        self._answer(seq, parsed, emulator._next_reply(parsed))
+        self._answer(seq, payload, emulator._next_reply(payload))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -687,7 +717,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Read the request body (Content-Length or chunked framing).
 
         Raises:
-            ValueError: If the body framing is malformed.
+            ValueError: the body framing is malformed.
         """
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             parts: list[bytes] = []
@@ -759,55 +789,60 @@ class _Handler(BaseHTTPRequestHandler):
         head = self._head(status, headers, extra)
         self.wfile.write(head if self.command == "HEAD" else head + body)
 
-    def _answer(self, seq: int, payload: dict[str, Any], reply: Reply) -> None:
+    def _error(self, seq: int, reply: Reply) -> None:
         self._wait(reply.delay)
+        body = reply.body or self._srv.emulator.protocol.error_body(reply)
+        self._send(reply.status, seq, body, extra=reply.headers)
+
+    def _answer(self, seq: int, payload: Any, reply: Reply) -> None:
         if reply.kind == "error":
-            self._send(reply.status, seq, reply.body, extra=reply.headers)
+            self._error(seq, reply)
             return
-        requested_model = payload.get("model")
-        model = reply.model or (
-            requested_model if isinstance(requested_model, str) else _DEFAULT_MODEL
-        )
-        completion_id = f"chatcmpl-emu-{seq}"
-        created = int(time.time())
-        if payload.get("stream") is not True:
-            body = _completion_body(
-                reply, completion_id=completion_id, created=created, model=model
-            )
+        self._wait(reply.delay)
+        if reply.kind == "raw":
+            self._chunked(seq, reply.status, (), reply, list(reply.pieces))
+            return
+        protocol = self._srv.emulator.protocol
+        model = reply.model or protocol.model(self.path, payload)
+        if not protocol.wants_stream(self.path, payload):
+            body = protocol.body(reply, payload, seq=seq, model=model)
             self._send(200, seq, body, extra=reply.headers)
             return
-        options = payload.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        events = _stream_events(
-            reply,
-            completion_id=completion_id,
-            created=created,
-            model=model,
-            include_usage=include_usage,
+        events = protocol.events(reply, payload, seq=seq, model=model)
+        if reply.error_after is not None:
+            events = [*events[: reply.error_after], protocol.error_event(reply)]
+        headers = (
+            ("content-type", protocol.stream_content_type),
+            ("cache-control", "no-cache"),
         )
-        self._stream(seq, reply, events)
+        self._chunked(seq, 200, headers, reply, events)
 
-    def _stream(self, seq: int, reply: Reply, events: list[bytes]) -> None:
+    def _chunked(
+        self,
+        seq: int,
+        status: int,
+        headers: tuple[tuple[str, str], ...],
+        reply: Reply,
+        pieces: list[bytes],
+    ) -> None:
         chunked = self.request_version != "HTTP/1.0"
         if not chunked:
             self.close_connection = True
-        headers: tuple[tuple[str, str], ...] = (
-            ("content-type", "text/event-stream; charset=utf-8"),
-            ("cache-control", "no-cache"),
-            ("x-request-id", f"req_emu_{seq}"),
-        )
+        headers += (("x-request-id", f"req_emu_{seq}"),)
         if chunked:
             headers += (("transfer-encoding", "chunked"),)
-        self.wfile.write(self._head(200, headers, reply.headers))
+        self.wfile.write(self._head(status, headers, reply.headers))
         if self.command == "HEAD":
             return
         limit = reply.disconnect_after
-        for index, event in enumerate(events):
+        for index, piece in enumerate(pieces):
             if limit is not None and index >= limit:
                 break
             if index:
                 self._wait(reply.chunk_delay)
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
+            if not piece:
+                continue  # a zero-length chunk would end the body
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
         if limit is not None:
             # Abrupt end: no terminating zero-length chunk, connection closed.
             self.close_connection = True
@@ -816,17 +851,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-class OpenAIEmulator:
-    """A local HTTP server imitating the OpenAI chat-completions API.
+class Emulator:
+    """A local HTTP server that speaks one provider's API.
 
     Use it as a context manager (or call :meth:`start` and :meth:`stop`),
     point a client at :attr:`base_url` and script answers with
-    :meth:`enqueue`. Requests are answered with queued replies first in, first
-    out; when the queue is empty the ``default`` reply is used, or, without
-    one, an echo of the last user message (``"Echo: <text>"``).
+    :meth:`enqueue`. Queued replies answer requests first in, first out;
+    with the queue empty the ``default`` reply is used or, without one, an
+    echo of the last user message (``"Echo: <text>"``).
+
+    With ``strict`` (the default) every request is checked as the real API
+    checks it, and one that breaks its rules gets the API's error instead
+    of a scripted reply; the error consumes no queued reply.
     """
 
-    def __init__(self, *, default: Reply | None = None) -> None:
+    def __init__(
+        self, protocol: WireProtocol, *, default: Reply | None = None, strict: bool = True
+    ) -> None:
+        if not isinstance(protocol, WireProtocol):
+            raise TypeError(f"expected a WireProtocol, got {type(protocol).__name__}")
+        self.protocol = protocol
+        self.strict = strict
         self._default = default
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
@@ -834,24 +879,17 @@ class OpenAIEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> OpenAIEmulator:
+    def start(self) -> Self:
         """Bind an ephemeral port on 127.0.0.1 and start serving.
 
-        Returns:
-            The emulator itself.
-
         Raises:
-            RuntimeError: If the emulator is already running.
+            RuntimeError: the emulator is already running.
         """
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("the emulator is already running")
             server = _Server(self)
-            thread = threading.Thread(
-                target=server.serve,
-                name="llmkit-emulator",
-                daemon=True,
-            )
+            thread = threading.Thread(target=server.serve, name="llmkit-emulator", daemon=True)
             thread.start()
             self._server, self._thread = server, thread
         return self
@@ -873,7 +911,7 @@ class OpenAIEmulator:
         server.server_close()
         server.close_connections(_STOP_JOIN_TIMEOUT)
 
-    def __enter__(self) -> OpenAIEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -884,35 +922,35 @@ class OpenAIEmulator:
     ) -> None:
         self.stop()
 
+    def _running(self) -> _Server:
+        server = self._server
+        if server is None:
+            raise RuntimeError("the emulator is not running; call start() or use it in a with")
+        return server
+
     @property
     def port(self) -> int:
         """The TCP port the emulator listens on.
 
         Raises:
-            RuntimeError: If the emulator is not running.
+            RuntimeError: the emulator is not running.
         """
-        server = self._server
-        if server is None:
-            raise RuntimeError("the emulator is not running")
-        return server.server_port
+        return self._running().server_port
 
     @property
     def base_url(self) -> str:
-        """The API base URL, ``http://127.0.0.1:<port>/v1``.
+        """The ``api_base`` to give a client: ``http://127.0.0.1:<port>`` plus the protocol's path.
 
         Raises:
-            RuntimeError: If the emulator is not running.
+            RuntimeError: the emulator is not running.
         """
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://127.0.0.1:{self.port}{self.protocol.base_path}"
 
     def enqueue(self, *replies: Reply) -> None:
         """Append replies to the answer queue (thread-safe).
 
-        Args:
-            *replies: Replies used, in order, for the next completion requests.
-
         Raises:
-            TypeError: If an argument is not a :class:`Reply`.
+            TypeError: an argument is not a :class:`Reply`.
         """
         for reply in replies:
             if not isinstance(reply, Reply):
@@ -920,11 +958,25 @@ class OpenAIEmulator:
         with self._lock:
             self._queue.extend(replies)
 
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests (between contract cases)."""
+        with self._lock:
+            self._queue.clear()
+            self._requests.clear()
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    def open_connections(self) -> set[int]:
+        """The numbers of the client connections still open.
+
+        Raises:
+            RuntimeError: the emulator is not running.
+        """
+        return self._running().open_connections()
 
     def _record(self, request: RecordedRequest) -> int:
         """Record a request and return its 1-based sequence number."""
@@ -939,4 +991,4 @@ class OpenAIEmulator:
                 return self._queue.popleft()
         if self._default is not None:
             return self._default
-        return Reply.text(f"Echo: {_last_user_text(payload)}")
+        return Reply.text(f"Echo: {self.protocol.prompt(payload)}")
