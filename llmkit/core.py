@@ -13,10 +13,8 @@ import os
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
-import msgspec
-
 from llmkit import _http, generics
-from llmkit.config import Config, resolve_config, to_config
+from llmkit.config import Config, resolve_config
 from llmkit.errors import InvalidRequestError, LLMError, ProviderNotFoundError
 from llmkit.keys import ProviderKey, known_providers, resolve
 from llmkit.streaming import AsyncStream, Stream
@@ -26,8 +24,6 @@ from llmkit.types import (
     ChatResponse,
     Message,
     ProviderInfo,
-    check_request,
-    to_request,
 )
 
 __all__ = [
@@ -49,32 +45,6 @@ Request = ChatRequest | Mapping[str, Any]
 ConfigLike = Config | Mapping[str, Any] | None
 
 
-def _prepare(
-    provider: str | ProviderKey,
-    model: str,
-    request: Request,
-    config: ConfigLike,
-    streaming: bool,
-) -> tuple[ProviderKey, ChatRequest, Config]:
-    key = resolve(provider)
-    try:
-        if type(model) is not str:
-            raise InvalidRequestError(
-                f"model must be a string such as 'gpt-4o-mini', not {type(model).__name__}"
-            )
-        req = to_request(request, model=model)
-        if req.stream is not streaming:
-            req = msgspec.structs.replace(req, stream=streaming)
-        check_request(req)
-        settings = resolve_config(key, to_config(config))
-    except LLMError as exc:
-        exc.provider = key.name
-        if exc.model is None and type(model) is str:
-            exc.model = model or None
-        raise
-    return key, req, settings
-
-
 def completion(
     provider: str | ProviderKey, model: str, request: Request, config: ConfigLike = None
 ) -> ChatResponse:
@@ -94,7 +64,7 @@ def completion(
         ProviderNotFoundError: unknown provider name.
         LLMError: any other failure, as a subclass of the hierarchy.
     """
-    key, req, cfg = _prepare(provider, model, request, config, False)
+    key, req, cfg = generics.prepare(provider, model, request, config, False)
     return cast(ChatResponse, generics.completion(key, req, cfg))
 
 
@@ -106,7 +76,7 @@ async def acompletion(
     Raises:
         LLMError: as :func:`completion` does.
     """
-    key, req, cfg = _prepare(provider, model, request, config, False)
+    key, req, cfg = generics.prepare(provider, model, request, config, False)
     return cast(ChatResponse, await cast(Awaitable[Any], generics.acompletion(key, req, cfg)))
 
 
@@ -121,7 +91,7 @@ def stream(
     Raises:
         LLMError: as :func:`completion` does.
     """
-    key, req, cfg = _prepare(provider, model, request, config, True)
+    key, req, cfg = generics.prepare(provider, model, request, config, True)
     return cast(Stream, generics.completion(key, req, cfg))
 
 
@@ -133,7 +103,7 @@ async def astream(
     Raises:
         LLMError: as :func:`completion` does.
     """
-    key, req, cfg = _prepare(provider, model, request, config, True)
+    key, req, cfg = generics.prepare(provider, model, request, config, True)
     return cast(AsyncStream, await cast(Awaitable[Any], generics.acompletion(key, req, cfg)))
 
 
@@ -239,7 +209,7 @@ def validate_request(provider: str | ProviderKey, request: Request) -> ChatReque
             model = ""  # to_request names what cannot be read
     if not isinstance(model, str):
         model = ""
-    req = _prepare(key, model, request, _VALIDATION_ONLY, False)[1]
+    req = generics.prepare(key, model, request, _VALIDATION_ONLY, False)[1]
     try:
         generics.build_call(key, req, resolve_config(key, _VALIDATION_ONLY))
     except LLMError as exc:

@@ -23,19 +23,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
+import msgspec
 import plum
 
 from llmkit import _framing, _http, keys
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import framing as framing_of
-from llmkit.config import Config, secret_header_names
+from llmkit.config import Config, resolve_config, secret_header_names, to_config
 from llmkit.errors import InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
-from llmkit.types import Capabilities, ChatRequest, HttpCall, HttpResponse, StreamState
+from llmkit.types import (
+    Capabilities,
+    ChatRequest,
+    HttpCall,
+    HttpResponse,
+    StreamState,
+    check_request,
+    to_request,
+)
 
 __all__ = [
     "acompletion",
@@ -47,6 +56,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "generic_functions",
+    "prepare",
     "scoped_providers",
 ]
 
@@ -328,6 +338,46 @@ def _transport(key: ProviderKey, config: Config) -> _http.Transport:
             provider=key.name,
         )
     return transport
+
+
+def prepare(
+    provider: str | ProviderKey,
+    model: str,
+    request: ChatRequest | Mapping[str, Any],
+    config: Config | Mapping[str, Any] | None,
+    stream: bool,
+) -> tuple[ProviderKey, ChatRequest, Config]:
+    """Check a call's input and return what the ``completion`` generics take.
+
+    This is the front half of every façade call: the provider name
+    becomes its key, the request (a dict or a ``ChatRequest``) is
+    validated with ``model`` and ``stream`` set, and the config is
+    resolved (key from the environment, default base URL, options).
+    ``completion(*prepare(...))`` is then exactly ``llmkit.core``'s call;
+    the contract suite drives providers this way.
+
+    Raises:
+        ProviderNotFoundError: unknown provider name.
+        InvalidRequestError: bad request or config, naming the field.
+        AuthenticationError: no API key where the provider needs one.
+    """
+    key = keys.resolve(provider)
+    try:
+        if type(model) is not str:
+            raise InvalidRequestError(
+                f"model must be a string such as 'gpt-4o-mini', not {type(model).__name__}"
+            )
+        req = to_request(request, model=model)
+        if req.stream is not stream:
+            req = msgspec.structs.replace(req, stream=stream)
+        check_request(req)
+        settings = resolve_config(key, to_config(config))
+    except LLMError as exc:
+        exc.provider = key.name
+        if exc.model is None and type(model) is str:
+            exc.model = model or None
+        raise
+    return key, req, settings
 
 
 @completion.dispatch

@@ -54,6 +54,7 @@ from llmkit.generics import (
     decode_event,
     decode_response,
     encode_request,
+    prepare,
     scoped_providers,
 )
 from llmkit.keys import ENTRY_POINT_GROUP, ProviderKey
@@ -167,6 +168,7 @@ __all__ = [
     "decode_event",
     "decode_response",
     "encode_request",
+    "prepare",
     "register_framing",
     "scoped_providers",
     "secret_header_names",

@@ -128,6 +128,7 @@ PROVIDER_SDK = [
     "decode_event",
     "decode_response",
     "encode_request",
+    "prepare",
     "register_framing",
     "scoped_providers",
     "secret_header_names",
