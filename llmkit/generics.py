@@ -49,6 +49,7 @@ from llmkit.types import (
 __all__ = [
     "acompletion",
     "build_call",
+    "cached_dispatch",
     "capabilities",
     "completion",
     "decode_error",
@@ -452,6 +453,22 @@ def scoped_providers() -> Iterator[None]:
                 function.clear_cache(reregister=True)
         keys._restore(saved_keys)
         _framing._restore(saved_framings)
+
+
+def cached_dispatch(key: ProviderKey) -> dict[str, int]:
+    """How many dispatch-cache entries each generic function holds for ``key``'s type.
+
+    Plum resolves a method once per argument types and caches it; a
+    provider whose entries vanish between calls (a cache cleared by a
+    late registration) pays the resolution on every call. The contract
+    suite checks that the entries stay put after loading.
+    """
+    kind = type(key)
+    counts: dict[str, int] = {}
+    for name, function in generic_functions().items():
+        cache = getattr(function, "_cache", {})
+        counts[name] = sum(1 for types in cache if types and types[0] is kind)
+    return counts
 
 
 def generic_functions() -> dict[str, Any]:

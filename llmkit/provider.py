@@ -48,6 +48,7 @@ from llmkit.errors import (
 from llmkit.generics import (
     acompletion,
     build_call,
+    cached_dispatch,
     capabilities,
     completion,
     decode_error,
@@ -162,6 +163,7 @@ __all__ = [
     "acompletion",
     "auth_headers",
     "build_call",
+    "cached_dispatch",
     "capabilities",
     "completion",
     "decode_error",

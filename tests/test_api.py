@@ -122,6 +122,7 @@ PROVIDER_SDK = [
     "acompletion",
     "auth_headers",
     "build_call",
+    "cached_dispatch",
     "capabilities",
     "completion",
     "decode_error",
