@@ -5,6 +5,13 @@ wire-format specification: request bodies OpenAI accepted, responses and SSE
 streams as they came back, error bodies with their statuses. Every
 expectation below is computed from a recording with plain ``json`` and never
 through llmkit, so the codec cannot grade its own work.
+
+The recorded bytes are served by :class:`llmkit_contracts.Replay` from the
+strict OpenAI emulator on 127.0.0.1, so every request llmkit sends is also
+checked as the real API checks it, and stream pieces reach llmkit as the
+HTTP chunks they were sent in. This module holds only what is OpenAI's: how
+a recording becomes a request, which event finishes an answer, and what the
+recorded JSON says the answer is.
 """
 
 from __future__ import annotations
@@ -12,20 +19,19 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import random
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import msgspec
 import pytest
 
 import llmkit
-from llmkit import core
 from llmkit.config import Config, resolve_config
 from llmkit.generics import encode_request
+from llmkit.streaming import EventPipeline
 from llmkit.types import (
     ChatRequest,
     ChatResponse,
@@ -34,6 +40,15 @@ from llmkit.types import (
     Tool,
     ToolCall,
     ToolChoice,
+)
+from llmkit_contracts import (
+    OpenAIProtocol,
+    RecordedRequest,
+    Replay,
+    outline,
+    recorded_body,
+    split_anywhere,
+    truncations,
 )
 from llmkit_providers.openai import OpenAI
 
@@ -56,7 +71,6 @@ corpus = _load_corpus_helper()
 
 API_KEY = "sk-test-0000000000"
 CHAT_PATH = "/v1/chat/completions"
-URL = "https://api.openai.com/v1/chat/completions"
 
 CHATS = corpus.load("openai", "chat", path=CHAT_PATH)
 STREAMS = corpus.load("openai", "chat_stream", path=CHAT_PATH)
@@ -68,7 +82,7 @@ def _ids(records: list[dict[str, Any]]) -> list[str]:
     return [record["id"] for record in records]
 
 
-# --- building requests from recordings ------------------------------------------
+# --- what is OpenAI's: requests from recordings, the finish event -----------------
 
 # Top-level body keys llmkit models as ChatRequest fields; anything else a
 # recording sends (moderation, web_search_options, reasoning_effort) can only
@@ -90,8 +104,59 @@ def _chat_request(body: dict[str, Any]) -> ChatRequest:
     return msgspec.convert(data, ChatRequest)
 
 
-def _config(**more: Any) -> dict[str, Any]:
-    return {"api_key": API_KEY, "retries": 0, **more}
+def _request_of(record: Any) -> ChatRequest:
+    return _chat_request(_body(record))
+
+
+def _finishes(event: bytes) -> bool:
+    """Whether a recorded event carries a finish_reason, or is ``[DONE]``."""
+    assert event.startswith(b"data: "), event
+    [payload] = corpus.sse_data(event.decode("utf-8"))
+    if payload == "[DONE]":
+        return True
+    chunk = json.loads(payload)
+    return any(c.get("finish_reason") is not None for c in chunk.get("choices") or [])
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[Replay]:
+    """One strict OpenAI emulator for the whole module, cleared before each replay."""
+    with Replay(
+        "openai", OpenAIProtocol(), _request_of, finish=_finishes, config={"api_key": API_KEY}
+    ) as replay:
+        yield replay
+
+
+def _check_sent(replay: Replay, record: dict[str, Any], *, stream: bool) -> RecordedRequest:
+    """The one request the client sent: the recorded endpoint, the key, the model."""
+    [sent] = replay.sent  # retries=0: exactly one request
+    assert sent.method == "POST"
+    assert sent.path == record["request"]["path"]
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    assert sent.headers["content-type"].startswith("application/json")
+    body = sent.json
+    assert isinstance(body, dict)
+    assert body["model"] == record["request"]["body"]["model"]
+    assert bool(body.get("stream", False)) is stream
+    return sent
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every piece of body llmkit's stream pipeline is fed, in order."""
+    seen: list[bytes] = []
+    feed = EventPipeline.feed
+
+    def spy(self: EventPipeline, data: bytes) -> list[StreamChunk]:
+        seen.append(bytes(data))
+        return feed(self, data)
+
+    monkeypatch.setattr(EventPipeline, "feed", spy)
+    return seen
+
+
+def _boundaries(pieces: list[bytes]) -> set[int]:
+    return set(accumulate(len(piece) for piece in pieces))
 
 
 # --- expectations from raw JSON ---------------------------------------------------
@@ -163,7 +228,9 @@ def _expected_stream(body_text: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": index,
-                "content": parts["text"],
+                # As in a non-streamed answer, a turn made only of tool calls
+                # has no content (null), and a turn without either has "".
+                "content": parts["text"] if parts["text"] or not parts["calls"] else None,
                 "tool_calls": [
                     (call["id"], call["name"], call["args"])
                     for _, call in sorted(parts["calls"].items())
@@ -174,108 +241,6 @@ def _expected_stream(body_text: str) -> dict[str, Any]:
         ],
         "usage": _usage(usage),
     }
-
-
-def _observed(response: ChatResponse, *, empty_text: bool = False) -> dict[str, Any]:
-    """The same shape as the expectations, read from llmkit's response."""
-    choices = []
-    for choice in response.choices:
-        message = choice.message
-        content = message.content
-        if empty_text and content is None:
-            # The accumulator leaves content None for a turn made only of tool calls.
-            content = ""
-        choices.append(
-            {
-                "index": choice.index,
-                "content": content,
-                "tool_calls": [
-                    (call.id, call.function.name, call.function.arguments)
-                    for call in message.tool_calls or []
-                ],
-                "finish_reason": choice.finish_reason,
-            }
-        )
-    usage = msgspec.to_builtins(response.usage) if response.usage is not None else None
-    return {"model": response.model, "choices": choices, "usage": _usage(usage)}
-
-
-# --- mock transports --------------------------------------------------------------
-
-
-def _json_response(record: dict[str, Any]) -> httpx.Response:
-    recorded = record["response"]
-    return httpx.Response(
-        recorded["status"],
-        headers={"content-type": recorded["headers"].get("content-type", "application/json")},
-        content=recorded["body_text"].encode("utf-8"),
-    )
-
-
-def _sse_headers() -> dict[str, str]:
-    return {"content-type": "text/event-stream"}
-
-
-def _pieces(body: bytes, seed: int) -> list[bytes]:
-    """Cut ``body`` at random places (inside lines, JSON and UTF-8 characters alike)."""
-    rng = random.Random(seed)
-    pieces, at = [], 0
-    while at < len(body):
-        size = rng.randint(1, 24)
-        pieces.append(body[at : at + size])
-        at += size
-    return pieces
-
-
-class _Recorder:
-    """A MockTransport handler that serves one reply and keeps the requests it saw."""
-
-    def __init__(self, reply: Callable[[], httpx.Response]) -> None:
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.reply()
-
-    def check_sent(self, model: str, *, stream: bool) -> None:
-        assert len(self.requests) == 1
-        sent = self.requests[0]
-        assert str(sent.url) == URL
-        assert sent.method == "POST"
-        assert sent.headers["authorization"] == f"Bearer {API_KEY}"
-        body = json.loads(sent.content)
-        assert body["model"] == model
-        assert bool(body.get("stream", False)) is stream
-
-
-def _complete(record: dict[str, Any]) -> tuple[ChatResponse, _Recorder]:
-    body = _body(record)
-    handler = _Recorder(lambda: _json_response(record))
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        response = core.completion(
-            "openai", body["model"], _chat_request(body), _config(http_client=client)
-        )
-    return response, handler
-
-
-def _stream(
-    record: dict[str, Any], content: Callable[[], bytes | Iterator[bytes]]
-) -> tuple[list[StreamChunk], ChatResponse, _Recorder]:
-    body = _body(record)
-    handler = _Recorder(lambda: httpx.Response(200, headers=_sse_headers(), content=content()))
-    with (
-        httpx.Client(transport=httpx.MockTransport(handler)) as client,
-        core.stream("openai", body["model"], _chat_request(body), _config(http_client=client)) as s,
-    ):
-        chunks = list(s)
-        response = s.collect()
-    return chunks, response, handler
-
-
-def _sse_bytes(record: dict[str, Any]) -> bytes:
-    text: str = record["response"]["body_text"]
-    return text.encode("utf-8")
 
 
 # --- 0. the corpus itself -----------------------------------------------------------
@@ -291,15 +256,28 @@ def test_openai_corpus_is_complete() -> None:
     assert all(r["request"]["host"] == "api.openai.com" for r in CHATS + STREAMS + ERRORS)
 
 
+def test_openai_default_endpoint_is_the_recorded_one() -> None:
+    # Replays go to the emulator's api_base; without one, the codec must
+    # address the endpoint every recording was made against.
+    recorded = {f"https://{r['request']['host']}{r['request']['path']}" for r in REQUESTS + ERRORS}
+    key = OpenAI()
+    call = cast(
+        HttpCall,
+        encode_request(key, _request_of(CHATS[0]), resolve_config(key, Config(api_key=API_KEY))),
+    )
+    assert recorded == {call.url}
+    assert call.method == "POST"
+
+
 # --- 1. responses ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("record", CHATS, ids=_ids(CHATS))
-def test_openai_response_decoding(record: dict[str, Any]) -> None:
-    response, handler = _complete(record)
-    handler.check_sent(record["request"]["body"]["model"], stream=False)
+def test_openai_response_decoding(replay: Replay, record: dict[str, Any]) -> None:
+    response = replay.complete(record)
+    _check_sent(replay, record, stream=False)
     assert isinstance(response, ChatResponse)
-    assert _observed(response) == _expected_response(record["response"]["body_text"])
+    assert outline(response) == _expected_response(record["response"]["body_text"])
 
 
 # --- 2. requests -------------------------------------------------------------------
@@ -318,21 +296,24 @@ def _comparable(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _sent_body(replay: Replay, record: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """Replay ``record`` with ``request`` and return the JSON body that reached the wire."""
+    stream = record["kind"] == "chat_stream"
+    if stream:
+        replay.stream(record, request=request)
+    else:
+        replay.complete(record, request=request)
+    body = _check_sent(replay, record, stream=stream).json
+    assert isinstance(body, dict)
+    return body
+
+
 @pytest.mark.parametrize("record", REQUESTS, ids=_ids(REQUESTS))
-def test_openai_request_encoding(record: dict[str, Any]) -> None:
+def test_openai_request_encoding(replay: Replay, record: dict[str, Any]) -> None:
+    # What llmkit puts on the wire is the recorded request, and the strict
+    # emulator accepts it (a refusal raises RefusedReplayError).
     recorded = _body(record)
-    request = _chat_request(_body(record))
-    key = OpenAI()
-    call = cast(
-        HttpCall, encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
-    )
-
-    assert call.url == URL
-    assert call.method == "POST"
-    assert call.headers["Authorization"] == f"Bearer {API_KEY}"
-    assert call.stream is (record["kind"] == "chat_stream")
-
-    sent = json.loads(call.body)
+    sent = _sent_body(replay, record, _request_of(record))
     if record["kind"] == "chat_stream":
         assert sent["stream"] is True
         assert sent["stream_options"]["include_usage"] is True
@@ -385,17 +366,12 @@ FUNCTION_REQUESTS = [record for record in REQUESTS if _uses_functions(record)]
 
 
 @pytest.mark.parametrize("record", FUNCTION_REQUESTS, ids=_ids(FUNCTION_REQUESTS))
-def test_openai_request_encoding_constructed_tools(record: dict[str, Any]) -> None:
+def test_openai_request_encoding_constructed_tools(replay: Replay, record: dict[str, Any]) -> None:
     # OpenAI requires "type": "function" on every tool, tool call and named
     # tool_choice (it answers 400 "Missing required parameter: 'tools[0].type'"
     # without it); every recording sends it.
     recorded = _body(record)
-    request = _as_user_writes(_chat_request(_body(record)))
-    key = OpenAI()
-    call = cast(
-        HttpCall, encode_request(key, request, resolve_config(key, Config(api_key=API_KEY)))
-    )
-    sent = json.loads(call.body)
+    sent = _sent_body(replay, record, _as_user_writes(_request_of(record)))
     sent.setdefault("stream", False)
     assert [t.get("type") for t in sent.get("tools", [])] == [
         t["type"] for t in recorded.get("tools", [])
@@ -412,85 +388,69 @@ def test_openai_request_encoding_constructed_tools(record: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize("record", STREAMS, ids=_ids(STREAMS))
-def test_openai_stream_accumulation(record: dict[str, Any]) -> None:
-    chunks, response, handler = _stream(record, lambda: _sse_bytes(record))
-    handler.check_sent(record["request"]["body"]["model"], stream=True)
-    assert chunks
+def test_openai_stream_accumulation(replay: Replay, record: dict[str, Any]) -> None:
+    streamed = replay.stream(record)
+    _check_sent(replay, record, stream=True)
+    assert streamed.chunks
     expected = _expected_stream(record["response"]["body_text"])
-    assert _observed(response, empty_text=True) == expected
+    assert outline(streamed.response) == expected
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("record", STREAMS, ids=_ids(STREAMS))
-def test_openai_stream_split_anywhere(record: dict[str, Any], seed: int) -> None:
-    whole_chunks, whole, _ = _stream(record, lambda: _sse_bytes(record))
-    pieces = _pieces(_sse_bytes(record), seed)
-    assert b"".join(pieces) == _sse_bytes(record)
-    chunks, response, _ = _stream(record, lambda: iter(pieces))
-    assert chunks == whole_chunks
-    assert response == whole
-
-
-def _event_offsets(body: bytes) -> list[int]:
-    """Byte offsets where each ``data:`` event of a recorded body starts."""
-    offsets, at = [], 0
-    while at < len(body):
-        offsets.append(at)
-        end = body.find(b"\n\n", at)
-        at = len(body) if end < 0 else end + 2
-    return offsets
-
-
-def _first_finish_offset(body: bytes) -> int:
-    """Offset of the first event that carries a finish_reason (or [DONE])."""
-    for at in _event_offsets(body):
-        line = body[at : body.find(b"\n", at)]
-        assert line.startswith(b"data: ")
-        payload = line[len(b"data: ") :]
-        if payload == b"[DONE]":
-            return at
-        chunk = json.loads(payload)
-        if any(c.get("finish_reason") is not None for c in chunk.get("choices") or []):
-            return at
-    raise AssertionError("recording has neither a finish_reason nor [DONE]")
-
-
-def _truncations(record: dict[str, Any]) -> dict[str, bytes]:
-    body = _sse_bytes(record)
-    finish = _first_finish_offset(body)
-    assert finish < body.rfind(b"data: [DONE]")
-    before = [at for at in _event_offsets(body) if at < finish]
-    return {
-        "empty-body": b"",
-        "after-first-event": body[: before[1]] if len(before) > 1 else body[:finish],
-        "before-finish-event": body[:finish],
-        # The last event before the finish arrived without its blank line.
-        "before-finish-unterminated": body[: finish - 1],
-    }
+def test_openai_stream_split_anywhere(
+    replay: Replay, reads: list[bytes], record: dict[str, Any], seed: int
+) -> None:
+    whole = replay.stream(record)
+    body = recorded_body(record)
+    pieces = split_anywhere(body, seed)
+    assert b"".join(pieces) == body
+    assert len(pieces) > len(body) // 24
+    reads.clear()
+    split = replay.stream(record, seed=seed)
+    # The pieces reached the decoder as sent: every place the body was cut
+    # is a place where one read ended and the next began.
+    assert b"".join(reads) == body
+    assert _boundaries(pieces) <= _boundaries(reads)
+    assert split.chunks == whole.chunks
+    assert split.response == whole.response
 
 
 _CUTS = ["empty-body", "after-first-event", "before-finish-event", "before-finish-unterminated"]
 
 
+def _first_finish_is_a_finish_reason(record: dict[str, Any]) -> None:
+    # Every recording ends its answer with a finish_reason chunk before
+    # [DONE], so each cut leaves out the finish_reason and the end marker.
+    body = recorded_body(record)
+    cuts = truncations(body, _finishes)
+    assert body[len(cuts["before-finish-event"]) :].startswith(b"data: {")
+    assert body.rfind(b"data: [DONE]") > len(cuts["inside-finish-event"])
+
+
+@pytest.mark.parametrize("ending", ["ended", "dropped"])
 @pytest.mark.parametrize("cut", _CUTS)
 @pytest.mark.parametrize("record", STREAMS, ids=_ids(STREAMS))
-def test_openai_stream_truncated_raises(record: dict[str, Any], cut: str) -> None:
-    content = _truncations(record)[cut]
+def test_openai_stream_truncated_raises(
+    replay: Replay, record: dict[str, Any], cut: str, ending: str
+) -> None:
+    # "ended": the body ends cleanly at the cut; "dropped": the server drops
+    # the connection there, in the middle of the chunked body.
+    _first_finish_is_a_finish_reason(record)
     with pytest.raises(llmkit.StreamInterruptedError) as info:
-        _stream(record, lambda: content)
+        replay.truncated(record, cut, disconnect=ending == "dropped")
     assert info.value.provider == "openai"
 
 
 @pytest.mark.parametrize("record", STREAMS, ids=_ids(STREAMS))
-def test_openai_stream_truncated_mid_event_raises(record: dict[str, Any]) -> None:
+def test_openai_stream_truncated_mid_event_raises(replay: Replay, record: dict[str, Any]) -> None:
     # Cut inside the JSON of the first finish event: the body ends mid-line,
     # before both the finish_reason and [DONE]. Users must see an interrupted
     # stream, not a decoding failure of half an event.
-    body = _sse_bytes(record)
-    finish = _first_finish_offset(body)
-    content = body[: finish + len(b"data: ") + 40]
+    cut = truncations(recorded_body(record), _finishes)["inside-finish-event"]
+    assert not cut.endswith(b"\n")
     with pytest.raises(llmkit.StreamInterruptedError):
-        _stream(record, lambda: content)
+        replay.truncated(record, "inside-finish-event")
 
 
 # --- 4. errors ---------------------------------------------------------------------
@@ -507,22 +467,17 @@ _ERROR_CLASSES: dict[int, type[llmkit.LLMError]] = {
 
 
 @pytest.mark.parametrize("record", ERRORS, ids=_ids(ERRORS))
-def test_openai_error_mapping(record: dict[str, Any]) -> None:
+def test_openai_error_mapping(replay: Replay, record: dict[str, Any]) -> None:
     recorded = record["response"]
     status = recorded["status"]
     envelope = json.loads(recorded["body_text"])["error"]
     body = _body(record)
-    request = _chat_request(body)
-    assert not request.stream  # every recorded error answered a non-streamed call
-    handler = _Recorder(lambda: _json_response(record))
-    with (
-        httpx.Client(transport=httpx.MockTransport(handler)) as client,
-        pytest.raises(llmkit.LLMError) as info,
-    ):
-        core.completion("openai", body["model"], request, _config(http_client=client))
+    assert not body.get("stream")  # every recorded error answered a non-streamed call
+    with pytest.raises(llmkit.LLMError) as info:
+        replay.complete(record)
     error = info.value
 
-    assert len(handler.requests) == 1  # retries=0, and 4xx are not retried anyway
+    _check_sent(replay, record, stream=False)  # retries=0, and 4xx are not retried anyway
     # None of the recorded codes is a context-window or content-filter code,
     # so the class is exactly the one the status maps to.
     assert type(error) is _ERROR_CLASSES[status]
@@ -542,11 +497,6 @@ def test_openai_error_mapping(record: dict[str, Any]) -> None:
 # --- async parity ------------------------------------------------------------------
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _sample(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     # A fixed spread over the corpus: text answers and tool-call answers alike.
     step = max(len(records) // count, 1)
@@ -559,59 +509,34 @@ ASYNC_STREAMS = _sample(STREAMS, 4)
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("record", ASYNC_CHATS, ids=_ids(ASYNC_CHATS))
-async def test_openai_async_response_parity(record: dict[str, Any]) -> None:
-    body = _body(record)
-    handler = _Recorder(lambda: _json_response(record))
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        response = await core.acompletion(
-            "openai", body["model"], _chat_request(body), _config(async_http_client=client)
-        )
-    handler.check_sent(body["model"], stream=False)
-    sync_response, _ = _complete(record)
+async def test_openai_async_response_parity(replay: Replay, record: dict[str, Any]) -> None:
+    response = await replay.acomplete(record)
+    _check_sent(replay, record, stream=False)
+    sync_response = replay.complete(record)
     assert response == sync_response
-    assert _observed(response) == _expected_response(record["response"]["body_text"])
-
-
-async def _aiter(pieces: list[bytes]) -> AsyncIterator[bytes]:
-    for piece in pieces:
-        yield piece
+    assert outline(response) == _expected_response(record["response"]["body_text"])
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("split", [False, True], ids=["whole", "pieces"])
 @pytest.mark.parametrize("record", ASYNC_STREAMS, ids=_ids(ASYNC_STREAMS))
-async def test_openai_async_stream_parity(record: dict[str, Any], split: bool) -> None:
-    body = _body(record)
-    raw = _sse_bytes(record)
-
-    def reply() -> httpx.Response:
-        content = _aiter(_pieces(raw, 7)) if split else raw
-        return httpx.Response(200, headers=_sse_headers(), content=content)
-
-    handler = _Recorder(reply)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        s = await core.astream(
-            "openai", body["model"], _chat_request(body), _config(async_http_client=client)
-        )
-        async with s:
-            chunks = [chunk async for chunk in s]
-            response = await s.acollect()
-    handler.check_sent(body["model"], stream=True)
-    sync_chunks, sync_response, _ = _stream(record, lambda: raw)
-    assert chunks == sync_chunks
-    assert response == sync_response
+async def test_openai_async_stream_parity(
+    replay: Replay, reads: list[bytes], record: dict[str, Any], split: bool
+) -> None:
+    streamed = await replay.astream(record, seed=7 if split else None)
+    _check_sent(replay, record, stream=True)
+    body = recorded_body(record)
+    pieces = split_anywhere(body, 7) if split else [body]
+    assert _boundaries(pieces) <= _boundaries(reads)
+    reads.clear()
+    sync = replay.stream(record)
+    assert streamed.chunks == sync.chunks
+    assert streamed.response == sync.response
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("record", ASYNC_STREAMS[:2], ids=_ids(ASYNC_STREAMS[:2]))
-async def test_openai_async_stream_truncated_raises(record: dict[str, Any]) -> None:
-    body = _body(record)
-    content = _truncations(record)["before-finish-event"]
-    handler = _Recorder(lambda: httpx.Response(200, headers=_sse_headers(), content=content))
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        s = await core.astream(
-            "openai", body["model"], _chat_request(body), _config(async_http_client=client)
-        )
-        async with s:
-            with pytest.raises(llmkit.StreamInterruptedError):
-                await s.acollect()
+async def test_openai_async_stream_truncated_raises(replay: Replay, record: dict[str, Any]) -> None:
+    cut = truncations(recorded_body(record), _finishes)["before-finish-event"]
+    with pytest.raises(llmkit.StreamInterruptedError):
+        await replay.astream(record, pieces=[cut])

@@ -674,7 +674,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         emulator = server.emulator
-        protocol = emulator.protocol
         connection = server.connection_number(self.request)
         try:
             body = self._read_body()
@@ -693,12 +692,7 @@ class _Handler(BaseHTTPRequestHandler):
         seq = emulator._record(
             RecordedRequest(self.command, self.path, headers, body, payload, connection)
         )
-        path = self.path.partition("?")[0]
-        refusal = protocol.route(self.command, path)
-        if refusal is None and not isinstance(payload, dict):
-            refusal = Reply.error(400, message="We could not parse the JSON body of your request.")
-        if refusal is None and emulator.strict:
-            refusal = protocol.check(self.path, headers, payload)
+        refusal = emulator.refusal(self.command, self.path, headers, payload)
         if refusal is not None:
             self._error(seq, refusal)
             return
@@ -977,6 +971,21 @@ class Emulator:
             RuntimeError: the emulator is not running.
         """
         return self._running().open_connections()
+
+    def refusal(
+        self, method: str, path: str, headers: Mapping[str, str], payload: Any
+    ) -> Reply | None:
+        """The error the emulator answers a request with instead of a scripted reply, or ``None``.
+
+        A path or method the protocol does not serve, a body that is no JSON
+        object and, when strict, whatever the protocol's ``check`` refuses.
+        """
+        refusal = self.protocol.route(method, path.partition("?")[0])
+        if refusal is None and not isinstance(payload, dict):
+            refusal = Reply.error(400, message="We could not parse the JSON body of your request.")
+        if refusal is None and self.strict:
+            refusal = self.protocol.check(path, headers, payload)
+        return refusal
 
     def _record(self, request: RecordedRequest) -> int:
         """Record a request and return its 1-based sequence number."""

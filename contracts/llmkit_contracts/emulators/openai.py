@@ -62,6 +62,7 @@ _ARGUMENTS: Final = frozenset(
         "metadata",
         "modalities",
         "model",
+        "moderation",
         "n",
         "parallel_tool_calls",
         "prediction",
