@@ -346,12 +346,27 @@ def _clean_key(key: ProviderKey, api_key: str, where: str) -> str:
     return stripped
 
 
+def _key_from_environment(key: ProviderKey) -> tuple[str, str | None]:
+    """The first key variable that is set, and its value (the primary one if none is)."""
+    names = key.key_variables()
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return name, value
+    return names[0], None
+
+
+def _variables(key: ProviderKey) -> str:
+    first, *rest = key.key_variables()
+    return first + (f" (or {', '.join(rest)})" if rest else "")
+
+
 def resolve_config(key: ProviderKey, config: Config) -> Config:
     """Fill the API key and base URL that ``config`` leaves out.
 
     Raises:
         AuthenticationError: the provider needs a key and none was given or
-            found in its environment variable (the message names the variable),
+            found in its environment variables (the message names them),
             or the key holds characters no HTTP header can carry.
         InvalidRequestError: ``api_base`` is not an http(s) URL.
     """
@@ -362,11 +377,10 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
         api_key = _token(key, config.token_provider)
         source = "the token_provider"
     if api_key is None and key.api_key_env is not None:
-        source = key.api_key_env
-        api_key = os.environ.get(key.api_key_env)
+        source, api_key = _key_from_environment(key)
         if not api_key:
             raise AuthenticationError(
-                f"No API key for {key.name}: set {key.api_key_env} or pass api_key=",
+                f"No API key for {key.name}: set {_variables(key)} or pass api_key=",
                 provider=key.name,
             )
     if api_key is not None:
@@ -375,7 +389,7 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
             if key.api_key_env is not None:
                 # Sent as it is, an empty key makes an unauthenticated request.
                 raise AuthenticationError(
-                    f"the API key for {key.name} is empty; set {key.api_key_env} or pass api_key=",
+                    f"the API key for {key.name} is empty; set {_variables(key)} or pass api_key=",
                     provider=key.name,
                 )
             api_key = None

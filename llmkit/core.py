@@ -185,7 +185,8 @@ def provider_available(provider: str | ProviderKey) -> bool:
         key = resolve(provider)
     except ProviderNotFoundError:
         return False
-    return key.api_key_env is None or bool(os.environ.get(key.api_key_env))
+    names = key.key_variables()
+    return not names or any(os.environ.get(name) for name in names)
 
 
 def validate_request(provider: str | ProviderKey, request: Request) -> ChatRequest:

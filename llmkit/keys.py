@@ -43,6 +43,8 @@ class ProviderKey:
         default_base_url: where requests go unless ``api_base`` is given.
         api_key_env: the environment variable holding the key, or ``None``
             for providers that need no key (a local server).
+        api_key_env_fallbacks: more variables read, in order, when
+            ``api_key_env`` is unset (Gemini's ``GOOGLE_API_KEY``).
         auth_header: the header carrying the key (``Authorization``,
             ``x-api-key``, ``api-key``, ``x-goog-api-key``...), or ``None``.
         auth_prefix: put before the key in ``auth_header`` (``"Bearer "``, or ``""``).
@@ -58,6 +60,7 @@ class ProviderKey:
     name: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     api_key_env: ClassVar[str | None] = None
+    api_key_env_fallbacks: ClassVar[tuple[str, ...]] = ()
     #: The header that carries the key (``None``: the provider takes none),
     #: and what goes before the key in it.
     auth_header: ClassVar[str | None] = "Authorization"
@@ -70,6 +73,13 @@ class ProviderKey:
     #: The msgspec Struct (with ``forbid_unknown_fields=True``) that
     #: ``Config(options=...)`` must fit, or ``None``: the provider takes none.
     options_type: ClassVar[type[Any] | None] = None
+
+    @classmethod
+    def key_variables(cls) -> tuple[str, ...]:
+        """The environment variables that may hold the key, in the order they are read."""
+        if cls.api_key_env is None:
+            return ()
+        return (cls.api_key_env, *cls.api_key_env_fallbacks)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -52,7 +52,7 @@ def _key_variables() -> list[str]:
     from llmkit import keys
 
     keys.load_entry_points()
-    return sorted({key.api_key_env for key in keys._table.values() if key.api_key_env})
+    return sorted({name for key in keys._table.values() for name in key.key_variables()})
 
 
 @pytest.fixture(autouse=True)

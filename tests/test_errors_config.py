@@ -95,3 +95,33 @@ def test_config_rich_repr_and_secret_headers_are_masked() -> None:
     for text in (repr(config), pretty_repr(config)):
         assert SECRET not in text
         assert "'x-trace': 't'" in text
+
+
+def test_key_fallback_variables_are_read_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmkit import core
+    from llmkit.config import Config, resolve_config
+    from llmkit.keys import ProviderKey
+    from llmkit.provider import scoped_providers
+
+    with scoped_providers():
+
+        class Twice(ProviderKey):
+            __slots__ = ()
+            name = "twice"
+            default_base_url = "https://twice.example"
+            api_key_env = "TWICE_API_KEY"
+            api_key_env_fallbacks = ("TWICE_OTHER_KEY",)
+
+        monkeypatch.delenv("TWICE_API_KEY", raising=False)
+        monkeypatch.delenv("TWICE_OTHER_KEY", raising=False)
+        assert not core.provider_available("twice")
+        with pytest.raises(
+            llmkit.AuthenticationError, match=r"set TWICE_API_KEY \(or TWICE_OTHER_KEY\)"
+        ):
+            resolve_config(Twice(), Config())
+        monkeypatch.setenv("TWICE_OTHER_KEY", "other-key-123")
+        assert core.provider_available("twice")
+        assert resolve_config(Twice(), Config()).api_key == "other-key-123"
+        monkeypatch.setenv("TWICE_API_KEY", "first-key-123")
+        assert resolve_config(Twice(), Config()).api_key == "first-key-123"
+        assert Twice.key_variables() == ("TWICE_API_KEY", "TWICE_OTHER_KEY")
