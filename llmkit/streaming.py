@@ -413,6 +413,7 @@ class _ChoiceParts:
         "calls",
         "data",
         "finish_reason",
+        "native",
         "reasoning",
         "refusal",
         "role",
@@ -428,6 +429,7 @@ class _ChoiceParts:
         self.calls: list[_CallParts] = []
         self.by_index: dict[int, _CallParts] = {}
         self.finish_reason: str | None = None
+        self.native: str | None = None
 
     def add_calls(self, pieces: list[ToolCallDelta]) -> None:
         for piece in pieces:
@@ -474,7 +476,7 @@ class Accumulator:
     Text, refusals and reasoning are concatenated per choice; tool calls are
     assembled by ``index``, a new ``id`` at a known index starting a new
     call (some providers reuse index 0 for parallel calls); provider data is
-    merged by provider; the last ``finish_reason`` and the last ``usage``
+    merged by provider; the last ``finish_reason`` (with its native value) and the last ``usage``
     win. Chunks are not kept: memory grows with the answer, not with the
     number of chunks.
     """
@@ -514,6 +516,7 @@ class Accumulator:
                 parts.add_calls(delta.tool_calls)
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
+                parts.native = choice.native_finish_reason
 
     def result(self) -> ChatResponse:
         """Return the response assembled so far."""
@@ -522,7 +525,12 @@ class Accumulator:
             model=self._model,
             created=self._created,
             choices=[
-                Choice(index=index, message=parts.message(), finish_reason=parts.finish_reason)
+                Choice(
+                    index=index,
+                    message=parts.message(),
+                    finish_reason=parts.finish_reason,
+                    native_finish_reason=parts.native,
+                )
                 for index, parts in sorted(self._choices.items())
             ],
             usage=self._usage,

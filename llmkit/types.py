@@ -288,12 +288,15 @@ class Choice(_Base, frozen=True, kw_only=True):
 
     ``finish_reason`` is ``stop``, ``length``, ``tool_calls`` or
     ``content_filter`` for every provider; it stays a plain string so a new
-    reason from a provider never breaks decoding.
+    reason from a provider never breaks decoding. ``native_finish_reason``
+    keeps the provider's own value where it differs (Anthropic's
+    ``end_turn``, Gemini's ``SAFETY``).
     """
 
     index: int = 0
     message: Message
     finish_reason: str | None = None
+    native_finish_reason: str | None = None
 
 
 class ChatResponse(_Base, frozen=True, kw_only=True):
@@ -369,6 +372,7 @@ class ChunkChoice(_Base, frozen=True, kw_only=True, gc=False):
     index: int = 0
     delta: Delta = msgspec.field(default_factory=Delta)
     finish_reason: str | None = None
+    native_finish_reason: str | None = None
 
 
 class StreamChunk(_Base, frozen=True, kw_only=True, gc=False):

@@ -159,3 +159,16 @@ def test_pipeline_ndjson_framing() -> None:
     assert [c.id for c in pipeline.feed(b"x\ny")] == ["x"]
     assert [c.id for c in pipeline.feed(b"\nend\n")] == ["y"]
     assert pipeline.finish() == []
+
+
+def test_accumulator_keeps_the_native_finish_reason() -> None:
+    from llmkit.streaming import Accumulator
+    from llmkit.types import ChunkChoice, Delta, StreamChunk
+
+    acc = Accumulator()
+    acc.add(StreamChunk(choices=[ChunkChoice(delta=Delta(role="assistant", content="Hi"))]))
+    acc.add(
+        StreamChunk(choices=[ChunkChoice(finish_reason="stop", native_finish_reason="end_turn")])
+    )
+    choice = acc.result().choices[0]
+    assert (choice.finish_reason, choice.native_finish_reason) == ("stop", "end_turn")
