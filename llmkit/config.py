@@ -356,6 +356,32 @@ def _key_from_environment(key: ProviderKey) -> tuple[str, str | None]:
     return names[0], None
 
 
+def _base_from_environment(key: ProviderKey, name: str) -> str | None:
+    """The base URL from ``key.base_url_env``, checked like ``api_base``.
+
+    Raises:
+        InvalidRequestError: the variable is unset and the key has no default
+            (the message names it), or its value is not a plain http(s) URL.
+    """
+    value = os.environ.get(name, "").strip()
+    if not value:
+        if key.default_base_url:
+            return None
+        raise InvalidRequestError(
+            f"{key.name} needs an endpoint: set {name} (e.g. https://example.com) or pass "
+            "api_base=",
+            provider=key.name,
+        )
+    if "://" not in value:
+        value = "http://" + value  # OLLAMA_HOST is often host:port alone
+    base = value.rstrip("/") + key.base_url_env_path
+    try:
+        _check_api_base(base)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"{name}: {exc}", provider=key.name) from None
+    return base
+
+
 def _variables(key: ProviderKey) -> str:
     first, *rest = key.key_variables()
     return first + (f" (or {', '.join(rest)})" if rest else "")
@@ -393,6 +419,8 @@ def resolve_config(key: ProviderKey, config: Config) -> Config:
                     provider=key.name,
                 )
             api_key = None
+    if api_base is None and key.base_url_env is not None:
+        api_base = _base_from_environment(key, key.base_url_env)
     if api_base is None and key.default_base_url:
         # A key without a default leaves it None: its codec builds whole URLs.
         api_base = key.default_base_url

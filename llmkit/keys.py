@@ -45,6 +45,10 @@ class ProviderKey:
             for providers that need no key (a local server).
         api_key_env_fallbacks: more variables read, in order, when
             ``api_key_env`` is unset (Gemini's ``GOOGLE_API_KEY``).
+        base_url_env: a variable whose value, when set, replaces
+            ``default_base_url`` (``OLLAMA_HOST``, ``AZURE_OPENAI_ENDPOINT``);
+            ``base_url_env_path`` is appended to it (``"/v1"``). A key
+            with no default needs it: its absence is an error naming it.
         auth_header: the header carrying the key (``Authorization``,
             ``x-api-key``, ``api-key``, ``x-goog-api-key``...), or ``None``.
         auth_prefix: put before the key in ``auth_header`` (``"Bearer "``, or ``""``).
@@ -61,6 +65,8 @@ class ProviderKey:
     default_base_url: ClassVar[str] = ""
     api_key_env: ClassVar[str | None] = None
     api_key_env_fallbacks: ClassVar[tuple[str, ...]] = ()
+    base_url_env: ClassVar[str | None] = None
+    base_url_env_path: ClassVar[str] = ""
     #: The header that carries the key (``None``: the provider takes none),
     #: and what goes before the key in it.
     auth_header: ClassVar[str | None] = "Authorization"

@@ -125,3 +125,40 @@ def test_key_fallback_variables_are_read_in_order(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("TWICE_API_KEY", "first-key-123")
         assert resolve_config(Twice(), Config()).api_key == "first-key-123"
         assert Twice.key_variables() == ("TWICE_API_KEY", "TWICE_OTHER_KEY")
+
+
+def test_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmkit.config import Config, resolve_config
+    from llmkit.keys import ProviderKey
+    from llmkit.provider import scoped_providers
+
+    with scoped_providers():
+
+        class Local(ProviderKey):
+            __slots__ = ()
+            name = "local-env"
+            default_base_url = "http://localhost:11434"
+            base_url_env = "LOCAL_ENV_HOST"
+            base_url_env_path = "/v1"
+
+        class Hosted(ProviderKey):
+            __slots__ = ()
+            name = "hosted-env"
+            base_url_env = "HOSTED_ENV_ENDPOINT"
+
+        monkeypatch.delenv("LOCAL_ENV_HOST", raising=False)
+        monkeypatch.delenv("HOSTED_ENV_ENDPOINT", raising=False)
+        assert resolve_config(Local(), Config()).api_base == "http://localhost:11434"
+        monkeypatch.setenv("LOCAL_ENV_HOST", "gpu-box:11434/")
+        assert resolve_config(Local(), Config()).api_base == "http://gpu-box:11434/v1"
+        assert resolve_config(Local(), Config(api_base="http://x")).api_base == "http://x"
+        monkeypatch.setenv("LOCAL_ENV_HOST", "http://user:pw@box")
+        with pytest.raises(
+            llmkit.InvalidRequestError, match=r"LOCAL_ENV_HOST: .*credentials"
+        ) as bad:
+            resolve_config(Local(), Config())
+        assert "pw" not in str(bad.value)
+        with pytest.raises(llmkit.InvalidRequestError, match="set HOSTED_ENV_ENDPOINT"):
+            resolve_config(Hosted(), Config())
+        monkeypatch.setenv("HOSTED_ENV_ENDPOINT", "https://corp.example.com")
+        assert resolve_config(Hosted(), Config()).api_base == "https://corp.example.com"
