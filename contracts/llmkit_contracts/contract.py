@@ -25,11 +25,19 @@ quietly.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from typing import Any, ClassVar, cast
 
 import pytest
 
-from llmkit.provider import Capabilities, ProviderKey, cached_dispatch, capabilities, prepare
+from llmkit.provider import (
+    ENTRY_POINT_GROUP,
+    Capabilities,
+    ProviderKey,
+    cached_dispatch,
+    capabilities,
+    prepare,
+)
 from llmkit_contracts.cases import CASES, Case
 from llmkit_contracts.checks import CONTRACT_KEY, missing_capability, run_case
 from llmkit_contracts.emulator import Emulator, WireProtocol
@@ -96,6 +104,23 @@ class ProviderContract:
             f"{', '.join(unmarked)} override contract cases without "
             "@pytest.mark.xfail(reason=..., strict=True); say why the provider cannot pass them"
         )
+
+    def test_found_through_its_entry_point(self) -> None:
+        """The provider is installed: its name is in the ``llmkit.providers`` entry points.
+
+        The cases call it by name, but importing the package (for its
+        emulator, say) registers the key too; this proves a fresh process
+        finds it.
+        """
+        name = self.key if isinstance(self.key, str) else self.key.name
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        assert found, (
+            f"no {ENTRY_POINT_GROUP!r} entry point is named {name!r}; declare it in the "
+            f'package\'s pyproject.toml: [project.entry-points."{ENTRY_POINT_GROUP}"]'
+        )
+        settings = {"api_key": CONTRACT_KEY, "api_base": "http://127.0.0.1"}
+        key, _, _ = prepare(self.key, self.model, _PROBE, settings, False)
+        assert found[0].load() is type(key), f"the {name!r} entry point names another class"
 
     def test_dispatch_stays_cached(self, contract_emulator: Emulator) -> None:
         """After loading, the provider's methods resolve once and stay in plum's cache."""
