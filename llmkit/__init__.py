@@ -63,12 +63,14 @@ if _TYPE_CHECKING:
         ToolCall,
         Usage,
     )
+    from llmkit_providers.anthropic import Anthropic
     from llmkit_providers.openai import OpenAI, OpenAICompatible
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
+    "Anthropic",
     "AsyncStream",
     "AttemptEvent",
     "AuthenticationError",
@@ -101,6 +103,7 @@ __all__ = [
     "__version__",
     "accumulate",
     "acompletion",
+    "anthropic_completion",
     "astream",
     "chat",
     "completion",
@@ -120,6 +123,7 @@ _LAZY = {
     "AsyncStream": "llmkit.streaming",
     "Stream": "llmkit.streaming",
     "accumulate": "llmkit.streaming",
+    "Anthropic": "llmkit_providers.anthropic",
     "OpenAI": "llmkit_providers.openai",
     "OpenAICompatible": "llmkit_providers.openai",
     **dict.fromkeys(
@@ -139,6 +143,7 @@ _LAZY = {
     **dict.fromkeys(
         [
             "acompletion",
+            "anthropic_completion",
             "astream",
             "chat",
             "completion",

@@ -29,6 +29,7 @@ from llmkit.types import (
 __all__ = [
     "aclose_clients",
     "acompletion",
+    "anthropic_completion",
     "astream",
     "chat",
     "close_clients",
@@ -131,6 +132,17 @@ def chat(
         messages.insert(0, Message(role="system", content=system_prompt))
     request = ChatRequest(model=model, messages=messages)
     return completion(provider, model, request, config or None).text
+
+
+def anthropic_completion(model: str, request: Request, **config: Any) -> ChatResponse:
+    """:func:`completion` with Anthropic; ``config`` as keyword arguments.
+
+    ``options={"thinking_budget": 2048}`` turns extended thinking on.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    return completion("anthropic", model, request, config or None)
 
 
 def openai_completion(model: str, request: Request, **config: Any) -> ChatResponse:

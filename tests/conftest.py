@@ -47,18 +47,21 @@ def pytest_configure(config: pytest.Config) -> None:
     keys.load_entry_points()
 
 
-def _key_variables() -> list[str]:
-    # Every installed provider's key variable, read from the keys themselves.
+def _provider_variables() -> list[str]:
+    # Every installed provider's key and base-URL variables, read from the keys.
     from llmkit import keys
 
     keys.load_entry_points()
-    return sorted({name for key in keys._table.values() for name in key.key_variables()})
+    names = {name for key in keys._table.values() for name in key.key_variables()}
+    names |= {key.base_url_env for key in keys._table.values() if key.base_url_env}
+    return sorted(names)
 
 
 @pytest.fixture(autouse=True)
 def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's real key in the environment must never leak into a test.
-    for name in _key_variables():
+    # A developer's real key (or endpoint) in the environment must never
+    # leak into a test.
+    for name in _provider_variables():
         monkeypatch.delenv(name, raising=False)
 
 

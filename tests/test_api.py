@@ -14,6 +14,7 @@ import llmkit
 # The curated surfaces, kept here by hand: a change to either is a decision.
 LLMKIT_API = [
     "APIConnectionError",
+    "Anthropic",
     "AsyncStream",
     "AttemptEvent",
     "AuthenticationError",
@@ -46,6 +47,7 @@ LLMKIT_API = [
     "__version__",
     "accumulate",
     "acompletion",
+    "anthropic_completion",
     "astream",
     "chat",
     "completion",

@@ -1,5 +1,6 @@
 """The contract suite over every built-in provider, and the suite's own teeth."""
 
+import importlib
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any
@@ -22,7 +23,7 @@ from llmkit.provider import (
     decode_response,
     scoped_providers,
 )
-from llmkit_contracts import OpenAIEmulator, OpenAIProtocol
+from llmkit_contracts import Emulator, OpenAIEmulator, OpenAIProtocol
 from llmkit_contracts.cases import CASES, case_named
 from llmkit_contracts.checks import check_errors, check_provider, check_stream
 from llmkit_contracts.contract import ProviderContract
@@ -43,11 +44,27 @@ class TestOpenAIReasoningContract(ProviderContract):
     emulator = OpenAIProtocol
 
 
-# Every registered key and the contract classes that cover it; a new
-# built-in provider fails test_every_builtin_is_covered until it is added.
-COVERED: dict[str, list[type[ProviderContract]]] = {
-    "openai": [TestOpenAIContract, TestOpenAIReasoningContract],
+# Every built-in provider and the contract classes that cover it, as
+# "module:Class" (a class imported here would run twice); a new built-in
+# fails test_every_builtin_is_covered until it is listed.
+COVERED: dict[str, list[str]] = {
+    "anthropic": [
+        "tests.test_anthropic_contract:TestAnthropicContract",
+        "tests.test_anthropic_contract:TestAnthropicPlainContract",
+    ],
+    "openai": [
+        "tests.test_contract_builtins:TestOpenAIContract",
+        "tests.test_contract_builtins:TestOpenAIReasoningContract",
+    ],
 }
+
+
+def _contract(path: str) -> type[ProviderContract]:
+    module, _, name = path.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    assert isinstance(found, type), path
+    assert issubclass(found, ProviderContract), path
+    return found
 
 
 def test_every_builtin_is_covered() -> None:
@@ -56,21 +73,25 @@ def test_every_builtin_is_covered() -> None:
         for entry in entry_points(group=ENTRY_POINT_GROUP)
         if entry.value.startswith("llmkit_providers.")
     }
-    assert "openai" in builtins
+    assert {"anthropic", "openai"} <= builtins
     missing = sorted(builtins - set(COVERED))
     assert not missing, f"add a ProviderContract class for {missing}"
+    for name, paths in COVERED.items():
+        assert all(_contract(path).key == name for path in paths), name
 
 
 @pytest.mark.parametrize("name", sorted(COVERED))
 def test_no_case_is_skipped_across_a_providers_models(name: str) -> None:
     # Each skip names a capability that capabilities() reports as missing;
-    # across the models chosen for a provider, every case runs somewhere.
+    # across the models (and options) chosen for a provider, every case runs.
     key = resolve(name)
     ran: set[str] = set()
-    for contract in COVERED[name]:
+    for path in COVERED[name]:
+        contract = _contract(path)
         caps = capabilities(key, contract.model)
-        with OpenAIEmulator() as emulator:
-            report = check_provider(name, emulator, model=contract.model)
+        protocol = contract.emulator() if isinstance(contract.emulator, type) else contract.emulator
+        with Emulator(protocol) as emulator:
+            report = check_provider(name, emulator, model=contract.model, config=contract.config)
         for reason in report.skipped.values():
             flag = reason.split("'")[1]
             assert getattr(caps, flag) is False, reason

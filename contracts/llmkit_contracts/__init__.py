@@ -30,7 +30,13 @@ from llmkit_contracts.emulator import (
     Turn,
     WireProtocol,
 )
-from llmkit_contracts.emulators import PROTOCOLS, OpenAIEmulator, OpenAIProtocol
+from llmkit_contracts.emulators import (
+    PROTOCOLS,
+    AnthropicEmulator,
+    AnthropicProtocol,
+    OpenAIEmulator,
+    OpenAIProtocol,
+)
 from llmkit_contracts.replay import (
     CUTS,
     RefusedReplayError,
@@ -46,6 +52,8 @@ __all__ = [
     "CASES",
     "CUTS",
     "PROTOCOLS",
+    "AnthropicEmulator",
+    "AnthropicProtocol",
     "Case",
     "ContractReport",
     "Emulator",

@@ -5,8 +5,17 @@ subclass; :data:`PROTOCOLS` maps protocol names to them.
 """
 
 from llmkit_contracts.emulator import WireProtocol
+from llmkit_contracts.emulators.anthropic import AnthropicEmulator, AnthropicProtocol
 from llmkit_contracts.emulators.openai import OpenAIEmulator, OpenAIProtocol
 
-__all__ = ["PROTOCOLS", "OpenAIEmulator", "OpenAIProtocol"]
+__all__ = [
+    "PROTOCOLS",
+    "AnthropicEmulator",
+    "AnthropicProtocol",
+    "OpenAIEmulator",
+    "OpenAIProtocol",
+]
 
-PROTOCOLS: dict[str, type[WireProtocol]] = {OpenAIProtocol.name: OpenAIProtocol}
+PROTOCOLS: dict[str, type[WireProtocol]] = {
+    protocol.name: protocol for protocol in (AnthropicProtocol, OpenAIProtocol)
+}
