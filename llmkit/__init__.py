@@ -64,6 +64,7 @@ if _TYPE_CHECKING:
         Usage,
     )
     from llmkit_providers.anthropic import Anthropic
+    from llmkit_providers.gemini import Gemini
     from llmkit_providers.openai import OpenAI, OpenAICompatible
 
 __version__ = "0.1.0"
@@ -80,6 +81,7 @@ __all__ = [
     "Config",
     "ContentFilterError",
     "ContextWindowError",
+    "Gemini",
     "InvalidRequestError",
     "LLMError",
     "Message",
@@ -107,6 +109,7 @@ __all__ = [
     "astream",
     "chat",
     "completion",
+    "gemini_completion",
     "list_providers",
     "openai_completion",
     "provider_available",
@@ -124,6 +127,7 @@ _LAZY = {
     "Stream": "llmkit.streaming",
     "accumulate": "llmkit.streaming",
     "Anthropic": "llmkit_providers.anthropic",
+    "Gemini": "llmkit_providers.gemini",
     "OpenAI": "llmkit_providers.openai",
     "OpenAICompatible": "llmkit_providers.openai",
     **dict.fromkeys(
@@ -147,6 +151,7 @@ _LAZY = {
             "astream",
             "chat",
             "completion",
+            "gemini_completion",
             "list_providers",
             "openai_completion",
             "provider_available",

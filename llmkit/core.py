@@ -34,6 +34,7 @@ __all__ = [
     "chat",
     "close_clients",
     "completion",
+    "gemini_completion",
     "list_providers",
     "openai_completion",
     "provider_available",
@@ -143,6 +144,18 @@ def anthropic_completion(model: str, request: Request, **config: Any) -> ChatRes
         LLMError: as :func:`completion` does.
     """
     return completion("anthropic", model, request, config or None)
+
+
+def gemini_completion(model: str, request: Request, **config: Any) -> ChatResponse:
+    """:func:`completion` with Google's Gemini API; ``config`` as keyword arguments.
+
+    ``options={"thinking_budget": 1024, "include_thoughts": True}`` shows the
+    model's thoughts in ``message.reasoning``.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    return completion("gemini", model, request, config or None)
 
 
 def openai_completion(model: str, request: Request, **config: Any) -> ChatResponse:

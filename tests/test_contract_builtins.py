@@ -52,6 +52,10 @@ COVERED: dict[str, list[str]] = {
         "tests.test_anthropic_contract:TestAnthropicContract",
         "tests.test_anthropic_contract:TestAnthropicPlainContract",
     ],
+    "gemini": [
+        "tests.test_gemini_contract:TestGeminiContract",
+        "tests.test_gemini_contract:TestGemini3Contract",
+    ],
     "openai": [
         "tests.test_contract_builtins:TestOpenAIContract",
         "tests.test_contract_builtins:TestOpenAIReasoningContract",
@@ -73,7 +77,7 @@ def test_every_builtin_is_covered() -> None:
         for entry in entry_points(group=ENTRY_POINT_GROUP)
         if entry.value.startswith("llmkit_providers.")
     }
-    assert {"anthropic", "openai"} <= builtins
+    assert {"anthropic", "gemini", "openai"} <= builtins
     missing = sorted(builtins - set(COVERED))
     assert not missing, f"add a ProviderContract class for {missing}"
     for name, paths in COVERED.items():

@@ -34,6 +34,8 @@ from llmkit_contracts.emulators import (
     PROTOCOLS,
     AnthropicEmulator,
     AnthropicProtocol,
+    GeminiEmulator,
+    GeminiProtocol,
     OpenAIEmulator,
     OpenAIProtocol,
 )
@@ -58,6 +60,8 @@ __all__ = [
     "ContractReport",
     "Emulator",
     "Expect",
+    "GeminiEmulator",
+    "GeminiProtocol",
     "OpenAIEmulator",
     "OpenAIProtocol",
     "Received",
