@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["FChoice", "FChunk", "FChunkChoice", "FDelta", "FMessage", "FResponse", "FUsage"]
+__all__ = [
+    "AEvent",
+    "AMessage",
+    "FChoice",
+    "FChunk",
+    "FChunkChoice",
+    "FDelta",
+    "FMessage",
+    "FResponse",
+    "FUsage",
+]
 
 
 class FMessage(msgspec.Struct):
@@ -45,3 +55,34 @@ class FChunkChoice(msgspec.Struct):
 class FChunk(msgspec.Struct):
     choices: list[FChunkChoice]
     usage: FUsage | None = None
+
+
+# Anthropic's Messages format, for the Anthropic rows of run.py.
+
+
+class ABlock(msgspec.Struct):
+    type: str
+    text: str = ""
+
+
+class AUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class AMessage(msgspec.Struct):
+    id: str
+    content: list[ABlock]
+    stop_reason: str | None = None
+    usage: AUsage | None = None
+
+
+class ADelta(msgspec.Struct):
+    type: str = ""
+    text: str = ""
+
+
+class AEvent(msgspec.Struct):
+    type: str
+    delta: ADelta | None = None
+    usage: AUsage | None = None

@@ -52,7 +52,7 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
-from floor_types import FChunk, FResponse, FUsage  # noqa: E402
+from floor_types import AEvent, AMessage, FChunk, FResponse, FUsage  # noqa: E402
 from report import print_table  # noqa: E402
 
 import llmkit  # noqa: E402
@@ -304,6 +304,103 @@ def make_stream_contenders(
         raise RuntimeError(f"stream chunk counts: floor {got_floor}, llmkit {got_llmkit}")
     text = "".join(c.text for c in stream("openai", MODEL, request, config))
     assert len(text) > chunks, "stream content missing"
+    return {"floor": floor, "llmkit": llmkit_stream}
+
+
+# --- the same, speaking Anthropic's Messages API -------------------------------------
+
+ANTHROPIC_MODEL = "claude-sonnet-4-5"
+
+
+def _anthropic_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # The same headers llmkit's Anthropic codec sends.
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json",
+        "anthropic-version": "2023-06-01",
+        "x-api-key": API_KEY,
+    }
+    if extra:
+        headers.update(extra)
+    return headers
+
+
+def _anthropic_payload(stream: bool) -> dict[str, Any]:
+    # What llmkit sends for MESSAGES: the system prompt on top, max_tokens' default.
+    payload: dict[str, Any] = {
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 4096,
+        "system": MESSAGES[0]["content"],
+        "messages": [MESSAGES[1]],
+    }
+    if stream:
+        payload["stream"] = True
+    return payload
+
+
+def make_anthropic_call_contenders(host: str, client: httpx.Client) -> dict[str, Callable[[], Any]]:
+    url = host + "/v1/messages"
+    encoder = msgspec.json.Encoder()
+    decoder = msgspec.json.Decoder(AMessage)
+    headers = _anthropic_headers()
+
+    def floor() -> str:
+        body = encoder.encode(_anthropic_payload(False))
+        response = client.post(url, content=body, headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"floor got HTTP {response.status_code}")
+        message = decoder.decode(response.content)
+        return "".join(block.text for block in message.content if block.type == "text")
+
+    completion = llmkit.core.completion
+    request = {"messages": MESSAGES}
+    config = {"api_key": API_KEY, "api_base": host}
+
+    def llmkit_dict() -> str:
+        return completion("anthropic", ANTHROPIC_MODEL, request, config).text
+
+    assert floor() == EXPECTED_TEXT
+    assert llmkit_dict() == EXPECTED_TEXT
+    return {"floor": floor, "llmkit_dict": llmkit_dict}
+
+
+def make_anthropic_stream_contenders(
+    host: str, client: httpx.Client, chunks: int
+) -> dict[str, Callable[[], int]]:
+    url = host + "/v1/messages"
+    encoder = msgspec.json.Encoder()
+    decoder = msgspec.json.Decoder(AEvent)
+    extra = {"x-bench-chunks": str(chunks)}
+    headers = _anthropic_headers(extra)
+
+    def floor() -> int:
+        body = encoder.encode(_anthropic_payload(True))
+        n = 0
+        decode = decoder.decode
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"floor got HTTP {response.status_code}")
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    event = decode(line[6:])
+                    if event.type == "content_block_delta":
+                        n += 1
+        return n
+
+    stream = llmkit.core.stream
+    request = {"messages": MESSAGES}
+    config = {"api_key": API_KEY, "api_base": host, "headers": extra}
+
+    def llmkit_stream() -> int:
+        n = 0
+        for chunk in stream("anthropic", ANTHROPIC_MODEL, request, config):
+            if chunk.text:
+                n += 1
+        return n
+
+    got_floor, got_llmkit = floor(), llmkit_stream()
+    if got_floor != chunks or got_llmkit != chunks:
+        raise RuntimeError(f"anthropic text deltas: floor {got_floor}, llmkit {got_llmkit}")
     return {"floor": floor, "llmkit": llmkit_stream}
 
 
@@ -665,6 +762,39 @@ def main(argv: list[str] | None = None) -> int:
                     None,
                 )
             )
+
+        host = base.removesuffix("/v1")
+        print(f"d. Anthropic: {args.rounds} rounds x {args.batch} calls ...", flush=True)
+        cpu, wall = interleave(
+            make_anthropic_call_contenders(host, client), args.rounds, args.batch, warmup=200
+        )
+        results["anthropic_calls"] = {"cpu": cpu, "wall": wall}
+        rows.append(
+            _row(
+                "Anthropic call, dict args (CPU/call)",
+                cpu["floor"],
+                cpu["llmkit_dict"],
+                "µs",
+                BUDGETS["call"],
+            )
+        )
+        print(f"   Anthropic streams: {args.stream_rounds} x {args.chunks} deltas ...", flush=True)
+        cpu, wall = interleave(
+            make_anthropic_stream_contenders(host, client, args.chunks),
+            args.stream_rounds,
+            1,
+            warmup=2,
+        )
+        results["anthropic_streams"] = {"cpu": cpu, "wall": wall}
+        rows.append(
+            _row(
+                f"Anthropic stream, {args.chunks} deltas (CPU/stream)",
+                cpu["floor"],
+                cpu["llmkit"],
+                "ms",
+                BUDGETS["stream"],
+            )
+        )
 
         print(f"c. imports: {args.import_runs} fresh processes each ...", flush=True)
         imports = bench_imports(args.import_runs)

@@ -20,6 +20,10 @@ Routes:
   ``data: [DONE]``, sent with chunked transfer encoding. By default every SSE
   event is its own HTTP chunk, as OpenAI sends them; the
   ``x-bench-events-per-chunk`` header packs several events into one chunk.
+* ``POST /v1/messages``: the same answers in Anthropic's Messages format:
+  a ``message`` JSON body, or (with ``"stream": true``) ``message_start``,
+  ``content_block_start``, ``ping``, N ``content_block_delta`` text events,
+  ``content_block_stop``, ``message_delta`` and ``message_stop``.
 * ``GET /health``: ``ok``.
 
 Speed: it is an ``asyncio.Protocol`` (no streams layer), keeps connections
@@ -43,6 +47,7 @@ import threading
 
 HOST = "127.0.0.1"
 PATH = b"/v1/chat/completions"
+ANTHROPIC_PATH = b"/v1/messages"
 DEFAULT_CHUNKS = 5000
 MAX_CHUNKS = 1_000_000
 MAX_HEADER = 64 * 1024
@@ -175,6 +180,103 @@ def stream_response(n: int, per_chunk: int) -> bytes:
     return data
 
 
+# --- Anthropic's Messages format -----------------------------------------------------
+
+ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+_ANTHROPIC_USAGE = (
+    '"usage":{"input_tokens":9,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,'
+    '"output_tokens":%d,"service_tier":"standard"}'
+)
+ANTHROPIC_BODY = (
+    '{"id":"msg_bench0000000000000000001","type":"message","role":"assistant",'
+    f'"model":"{ANTHROPIC_MODEL}",'
+    '"content":[{"type":"text","text":"Hello! How can I help you today?"}],'
+    '"stop_reason":"end_turn","stop_sequence":null,' + _ANTHROPIC_USAGE % 9 + "}"
+).encode()
+_ANTHROPIC_HEADERS = (
+    b"date: Thu, 01 Jan 2025 00:00:00 GMT\r\n"
+    b"request-id: req_bench0000000000000000000000\r\n"
+    b"anthropic-organization-id: bench\r\n"
+)
+ANTHROPIC_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(ANTHROPIC_BODY)).encode()
+    + b"\r\n"
+    + _ANTHROPIC_HEADERS
+    + b"\r\n"
+    + ANTHROPIC_BODY
+)
+ANTHROPIC_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"content-type: text/event-stream; charset=utf-8\r\n"
+    b"transfer-encoding: chunked\r\n"
+    b"cache-control: no-cache\r\n" + _ANTHROPIC_HEADERS + b"\r\n"
+)
+
+
+def _anthropic_event(kind: str, payload: str = "") -> bytes:
+    fields = f'"type":"{kind}"' + ("," + payload if payload else "")
+    return f"event: {kind}\ndata: {{{fields}}}\n\n".encode()
+
+
+def render_anthropic_events(n: int) -> list[bytes]:
+    """The SSE events of an ``n``-delta Anthropic stream, ``message_stop`` last."""
+    events = [
+        _anthropic_event(
+            "message_start",
+            '"message":{"id":"msg_bench0000000000000000002","type":"message",'
+            f'"role":"assistant","model":"{ANTHROPIC_MODEL}","content":[],'
+            '"stop_reason":null,"stop_sequence":null,' + _ANTHROPIC_USAGE % 1 + "}",
+        ),
+        _anthropic_event(
+            "content_block_start", '"index":0,"content_block":{"type":"text","text":""}'
+        ),
+        _anthropic_event("ping"),
+    ]
+    pieces = _PIECES
+    for i in range(n):
+        text = pieces[i % len(pieces)]
+        events.append(
+            _anthropic_event(
+                "content_block_delta",
+                '"index":0,"delta":{"type":"text_delta","text":"' + text + '"}',
+            )
+        )
+    events.append(_anthropic_event("content_block_stop", '"index":0'))
+    events.append(
+        _anthropic_event(
+            "message_delta",
+            '"delta":{"stop_reason":"end_turn","stop_sequence":null},'
+            f'"usage":{{"output_tokens":{n}}}',
+        )
+    )
+    events.append(_anthropic_event("message_stop"))
+    return events
+
+
+def _chunked(head: bytes, events: list[bytes], per_chunk: int) -> bytes:
+    parts = [head]
+    for i in range(0, len(events), per_chunk):
+        parts.append(_http_chunk(b"".join(events[i : i + per_chunk])))
+    parts.append(b"0\r\n\r\n")
+    return b"".join(parts)
+
+
+_anthropic_cache: dict[tuple[int, int], bytes] = {}
+
+
+def anthropic_stream_response(n: int, per_chunk: int) -> bytes:
+    """The whole HTTP response of an Anthropic stream, cached."""
+    key = (n, per_chunk)
+    data = _anthropic_cache.get(key)
+    if data is None:
+        data = _chunked(ANTHROPIC_STREAM_HEAD, render_anthropic_events(n), per_chunk)
+        if len(_anthropic_cache) > 32:
+            _anthropic_cache.clear()
+        _anthropic_cache[key] = data
+    return data
+
+
 def _simple(status: bytes, body: bytes, close: bool = False) -> bytes:
     return (
         b"HTTP/1.1 "
@@ -191,8 +293,10 @@ NOT_FOUND = _simple(b"404 Not Found", b"not found\n")
 HEALTH = _simple(b"200 OK", b"ok\n")
 BAD_REQUEST = _simple(b"400 Bad Request", b"bad request\n", close=True)
 
-# Warm the default stream so the first streamed request is served at full speed.
+
+# Warm the default streams so the first streamed request is served at full speed.
 stream_response(DEFAULT_CHUNKS, 1)
+anthropic_stream_response(DEFAULT_CHUNKS, 1)
 
 
 # --- the protocol ----------------------------------------------------------------
@@ -258,13 +362,15 @@ class BenchProtocol(asyncio.Protocol):
             body = buf[start : start + length]
             buf = buf[start + length :]
             path = target.split(b"?", 1)[0]
-            if method == b"POST" and path == PATH:
+            if method == b"POST" and path in (PATH, ANTHROPIC_PATH):
+                anthropic = path == ANTHROPIC_PATH
                 if _STREAM_RE.search(body):
                     n = _int_header(headers, b"x-bench-chunks", DEFAULT_CHUNKS, 0, MAX_CHUNKS)
                     per = _int_header(headers, b"x-bench-events-per-chunk", 1, 1, MAX_CHUNKS)
-                    transport.write(stream_response(n, per))
+                    render = anthropic_stream_response if anthropic else stream_response
+                    transport.write(render(n, per))
                 else:
-                    transport.write(COMPLETION_RESPONSE)
+                    transport.write(ANTHROPIC_RESPONSE if anthropic else COMPLETION_RESPONSE)
             elif method == b"GET" and path == b"/health":
                 transport.write(HEALTH)
             else:
