@@ -19,6 +19,9 @@ never import httpx, sleep or start threads; the transport sends the
 stream events cut by the call's framing.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from llmkit._framing import (
     Framer,
     Framing,
@@ -172,7 +175,24 @@ __all__ = [
     "encode_request",
     "prepare",
     "register_framing",
+    "register_openai_compatible",
     "scoped_providers",
     "secret_header_names",
     "unregister_framing",
 ]
+
+
+if _TYPE_CHECKING:
+    from llmkit_providers.compatible import register_openai_compatible
+
+
+def __getattr__(name: str) -> _Any:
+    # register_openai_compatible lives beside the OpenAI codec it derives
+    # from; it is imported on first use, so importing the SDK imports no codec.
+    if name == "register_openai_compatible":
+        import importlib
+
+        value = importlib.import_module("llmkit_providers.compatible").register_openai_compatible
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llmkit.provider' has no attribute {name!r}")

@@ -135,6 +135,7 @@ PROVIDER_SDK = [
     "encode_request",
     "prepare",
     "register_framing",
+    "register_openai_compatible",
     "scoped_providers",
     "secret_header_names",
     "unregister_framing",

@@ -52,7 +52,8 @@ def test_readme_lists_every_builtin_provider() -> None:
 def test_readme_provider_table_matches_provider_info() -> None:
     for name, row in _table().items():
         info = core.provider_info(name)
-        assert row["key variable"] == f"`{info.api_key_env}`", name
+        key_cell = f"`{info.api_key_env}`" if info.api_key_env else "none"
+        assert row["key variable"] == key_cell, name
         for column, flag in COLUMNS.items():
             cell = row[column]
             default = getattr(info.capabilities, flag)

@@ -111,7 +111,12 @@ def _text_of(content: Any) -> tuple[str, int]:
     return "".join(texts), images
 
 
-def _check_message(i: int, message: Any) -> Reply | None:
+def _check_message(
+    i: int,
+    message: Any,
+    fields: frozenset[str] = _MESSAGE_FIELDS,
+    part_types: frozenset[str] = _PART_TYPES,
+) -> Reply | None:
     where = f"messages[{i}]"
     if not isinstance(message, dict):
         return _refuse(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
@@ -124,7 +129,7 @@ def _check_message(i: int, message: Any) -> Reply | None:
             "invalid_value",
         )
     for name in message:
-        if name not in _MESSAGE_FIELDS:
+        if name not in fields:
             return _refuse(
                 f"Additional properties are not allowed ({name!r} was unexpected) - 'messages.{i}'",
                 where,
@@ -136,7 +141,7 @@ def _check_message(i: int, message: Any) -> Reply | None:
         return _refuse(f"Invalid type for '{where}.content'.", f"{where}.content", "invalid_type")
     if isinstance(content, list):
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in _PART_TYPES:
+            if not isinstance(part, dict) or part.get("type") not in part_types:
                 return _refuse(
                     f"Invalid value: '{where}.content[{j}].type'.",
                     f"{where}.content[{j}].type",
@@ -210,11 +215,18 @@ def _check_pairing(messages: list[Any]) -> Reply | None:
     return None
 
 
-def _check_tools(payload: dict[str, Any]) -> Reply | None:
+def _check_tools(payload: dict[str, Any], server_tools: tuple[str, ...] = ()) -> Reply | None:
     tools = payload.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
             return _refuse("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
+        if server_tools:
+            # Tools the provider runs itself have no function to check.
+            tools = [
+                tool
+                for tool in tools
+                if not (isinstance(tool, dict) and str(tool.get("type")).startswith(server_tools))
+            ]
         for i, tool in enumerate(tools):
             function = tool.get("function") if isinstance(tool, dict) else None
             if (
@@ -318,14 +330,36 @@ def _check_format(payload: dict[str, Any]) -> Reply | None:
 
 
 class OpenAIProtocol(WireProtocol):
-    """OpenAI chat completions: ``/v1/chat/completions``, SSE chunks, ``[DONE]``."""
+    """OpenAI chat completions: ``/v1/chat/completions``, SSE chunks, ``[DONE]``.
+
+    What an OpenAI-compatible API does otherwise is class data (and a few
+    hooks) that a subclass overrides, as the compatible family's flavours
+    in :mod:`llmkit_contracts.emulators.compatible` do.
+
+    Class attributes:
+        chat_path: the one path served.
+        arguments: the top-level request fields accepted.
+        message_fields: the message fields accepted.
+        part_types: the content-part types accepted.
+        reasoning_field: the message and delta field reasoning text is written in.
+        max_tokens_refused: the models that refuse ``max_tokens``, or ``None``.
+        server_tools: prefixes of the tool types the provider runs itself
+            (they carry no function); OpenAI's own take none here.
+    """
 
     name: ClassVar[str] = "openai"
     base_path: ClassVar[str] = "/v1"
+    chat_path: ClassVar[str] = _PATH
+    arguments: ClassVar[frozenset[str]] = _ARGUMENTS
+    message_fields: ClassVar[frozenset[str]] = _MESSAGE_FIELDS
+    part_types: ClassVar[frozenset[str]] = _PART_TYPES
+    reasoning_field: ClassVar[str] = "reasoning"
+    max_tokens_refused: ClassVar[re.Pattern[str] | None] = _REASONING_MODEL
+    server_tools: ClassVar[tuple[str, ...]] = ()
 
     def route(self, method: str, path: str) -> Reply | None:
-        """Serve ``POST /v1/chat/completions`` only (404, else 405)."""
-        if path != _PATH:
+        """Serve ``POST`` on :attr:`chat_path` only (404, else 405)."""
+        if path != self.chat_path:
             return Reply.error(
                 404,
                 message=f"Unknown request URL: {method} {path}.",
@@ -341,8 +375,8 @@ class OpenAIProtocol(WireProtocol):
             )
         return None
 
-    def check(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply | None:
-        """Refuse what OpenAI refuses, with its status and message."""
+    def auth_refusal(self, path: str, headers: Mapping[str, str]) -> Reply | None:
+        """The error a request without a valid key gets: a Bearer token is required."""
         token = headers.get("authorization", "")
         if not token.startswith("Bearer ") or not token[7:].strip():
             return Reply.error(
@@ -351,8 +385,15 @@ class OpenAIProtocol(WireProtocol):
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 type="invalid_request_error",
             )
+        return None
+
+    def check(self, path: str, headers: Mapping[str, str], payload: Any) -> Reply | None:
+        """Refuse what OpenAI refuses, with its status and message."""
+        refusal = self.auth_refusal(path, headers)
+        if refusal is not None:
+            return refusal
         for name in payload:
-            if name not in _ARGUMENTS:
+            if name not in self.arguments:
                 return _refuse(f"Unrecognized request argument supplied: {name}")
         model = payload.get("model")
         if not isinstance(model, str) or not model:
@@ -366,10 +407,10 @@ class OpenAIProtocol(WireProtocol):
                 "empty_array",
             )
         for i, message in enumerate(messages):
-            refusal = _check_message(i, message)
+            refusal = _check_message(i, message, self.message_fields, self.part_types)
             if refusal is not None:
                 return refusal
-        for check in (_check_pairing(messages), _check_tools(payload)):
+        for check in (_check_pairing(messages), _check_tools(payload, self.server_tools)):
             if check is not None:
                 return check
         refusal = _check_numbers(payload) or _check_format(payload)
@@ -380,7 +421,8 @@ class OpenAIProtocol(WireProtocol):
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                 "stream_options",
             )
-        if "max_tokens" in payload and _REASONING_MODEL.match(model):
+        refused = self.max_tokens_refused
+        if "max_tokens" in payload and refused is not None and refused.match(model):
             return _refuse(
                 "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
                 "'max_completion_tokens' instead.",
@@ -402,7 +444,7 @@ class OpenAIProtocol(WireProtocol):
         """A ``chat.completion`` object."""
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.reasoning is not None:
-            message["reasoning"] = reply.reasoning
+            message.update(self.reasoning_delta(reply.reasoning))
         if reply.calls:
             message["tool_calls"] = [
                 {
@@ -412,14 +454,16 @@ class OpenAIProtocol(WireProtocol):
                 }
                 for index, (name, arguments) in enumerate(reply.calls)
             ]
+        choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
         return json_encode(
             {
                 "id": f"chatcmpl-emu-{seq}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+                "choices": [{**choice, **self.choice_extras(reply, finish=True)}],
                 "usage": _usage(reply),
+                **self.body_extras(reply),
             }
         )
 
@@ -432,14 +476,16 @@ class OpenAIProtocol(WireProtocol):
             "model": model,
         }
 
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-            return b"data: " + json_encode({**head, "choices": [choice]}) + b"\n\n"
+            if finish_reason is not None:
+                choice.update(self.choice_extras(reply, finish=True))
+            return b"data: " + json_encode({**head, "choices": [choice], **extra}) + b"\n\n"
 
         size = reply.chunk_size
-        events = [chunk({"role": "assistant", "content": ""})]
+        events = [*self.stream_prelude(reply, head), chunk({"role": "assistant", "content": ""})]
         if reply.reasoning is not None:
-            events.extend(chunk({"reasoning": p}) for p in split_text(reply.reasoning, size))
+            events.extend(chunk(self.reasoning_delta(p)) for p in split_text(reply.reasoning, size))
         events.extend(chunk({"content": p}) for p in split_text(reply.content or "", size))
         for index, (name, arguments) in enumerate(reply.calls):
             call = {
@@ -453,13 +499,36 @@ class OpenAIProtocol(WireProtocol):
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
                 for piece in split_text(arguments, size)
             )
-        events.append(chunk({}, reply.finish_reason))
         options = payload.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage") is True:
+        asked = isinstance(options, dict) and options.get("include_usage") is True
+        events.append(chunk({}, reply.finish_reason, **self.finish_extras(reply, asked)))
+        if asked:
             usage = {**head, "choices": [], "usage": _usage(reply)}
             events.append(b"data: " + json_encode(usage) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         return events
+
+    # --- hooks a flavour overrides (OpenAI's own add nothing) ---------------------------
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        """The message or delta fields that carry reasoning ``text``."""
+        return {self.reasoning_field: text}
+
+    def choice_extras(self, reply: Reply, *, finish: bool) -> dict[str, Any]:
+        """More fields of a choice (a body's, or a stream's finish chunk's)."""
+        return {}
+
+    def body_extras(self, reply: Reply) -> dict[str, Any]:
+        """More top-level fields of a non-streamed body."""
+        return {}
+
+    def finish_extras(self, reply: Reply, usage_asked: bool) -> dict[str, Any]:
+        """More top-level fields of the stream chunk that carries the finish reason."""
+        return {}
+
+    def stream_prelude(self, reply: Reply, head: dict[str, Any]) -> list[bytes]:
+        """Events sent before the first chunk with a choice."""
+        return []
 
     def error_body(self, reply: Reply) -> bytes:
         """OpenAI's error envelope; the type follows the status unless given."""
@@ -519,7 +588,11 @@ class OpenAIProtocol(WireProtocol):
             stream=payload.get("stream") is True,
             max_tokens=payload.get("max_completion_tokens", payload.get("max_tokens")),
             stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
-            tools=tuple(tool["function"]["name"] for tool in payload.get("tools") or ()),
+            tools=tuple(
+                tool["function"]["name"]
+                for tool in payload.get("tools") or ()
+                if isinstance(tool.get("function"), dict)
+            ),
             tool_choice=choice,
             response_format=fmt.get("type") if isinstance(fmt, dict) else None,
             temperature=payload.get("temperature"),
