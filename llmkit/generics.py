@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -32,7 +33,7 @@ import plum
 from llmkit import _framing, _http, keys
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import framing as framing_of
-from llmkit.config import Config, resolve_config, secret_header_names, to_config
+from llmkit.config import Config, auth_headers, resolve_config, secret_header_names, to_config
 from llmkit.errors import InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
@@ -47,6 +48,7 @@ from llmkit.types import (
 )
 
 __all__ = [
+    "ProbeResult",
     "acompletion",
     "build_call",
     "cached_dispatch",
@@ -58,10 +60,26 @@ __all__ = [
     "encode_request",
     "generic_functions",
     "prepare",
+    "probe",
     "scoped_providers",
 ]
 
 _dispatch = plum.Dispatcher()
+
+
+class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a provider's health probe saw.
+
+    Attributes:
+        status: the HTTP status of the probe's answer.
+        latency: seconds from sending the probe to its answer.
+        models: the model ids the provider listed, when its answer lists
+            them in OpenAI's ``{"data": [{"id": ...}]}`` shape; else empty.
+    """
+
+    status: int
+    latency: float
+    models: tuple[str, ...] = ()
 
 
 @_dispatch.abstract
@@ -127,6 +145,18 @@ def acompletion(key: Any, request: Any, config: Any) -> Any:
 
     plum cannot dispatch ``async def`` methods, so the method returns a
     coroutine; await the result. Streams come back as ``AsyncStream``.
+    """
+
+
+@_dispatch.abstract
+def probe(key: Any, config: Any) -> Any:
+    """Check that the provider answers with this config; return a :class:`ProbeResult`.
+
+    Called as ``probe(key, config)`` with a resolved config, by health
+    checks (``llmkit.system``). The default method sends ``GET
+    {api_base}/models`` with the key's auth header through the config's
+    transport; a provider whose API has no such endpoint registers its own.
+    Raises the provider's ``LLMError`` when it answers with an error.
     """
 
 
@@ -413,6 +443,45 @@ def _acompletion(key: ProviderKey, request: ChatRequest, config: Config) -> Any:
     return _acompletion_body(key, request, config)
 
 
+class _ListedModel(msgspec.Struct):
+    id: str = ""
+
+
+class _ModelList(msgspec.Struct):
+    data: list[_ListedModel] = []
+
+
+_DECODE_MODELS = msgspec.json.Decoder(_ModelList)
+
+
+@probe.dispatch
+def _probe(key: ProviderKey, config: Config) -> Any:
+    if not config.api_base:
+        raise InvalidRequestError(
+            f"{key.name} has no api_base to probe; pass api_base=, or name a model for a "
+            "completion probe",
+            provider=key.name,
+        )
+    call = HttpCall(
+        url=config.api_base + "/models", body=b"", headers=auth_headers(key, config), method="GET"
+    )
+    # No chat request exists; an empty one gives errors their provider and no model.
+    context = _Context(key, ChatRequest(model="", messages=[]), config, call.headers)
+    started = time.perf_counter()
+    try:
+        response = _transport(key, config).send(call, config, context)
+    except LLMError as error:
+        if not error.model:
+            error.model = None  # the probe asked for no model
+        raise
+    latency = time.perf_counter() - started
+    try:
+        listed = tuple(entry.id for entry in _DECODE_MODELS.decode(response.body).data if entry.id)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        listed = ()  # reachable and authorised is what counts; the list is a bonus
+    return ProbeResult(status=response.status, latency=latency, models=listed)
+
+
 @contextlib.contextmanager
 def scoped_providers() -> Iterator[None]:
     """Undo, when the block ends, every key, method and framing registered inside it.
@@ -481,4 +550,5 @@ def generic_functions() -> dict[str, Any]:
         "capabilities": capabilities,
         "completion": completion,
         "acompletion": acompletion,
+        "probe": probe,
     }

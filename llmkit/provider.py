@@ -49,6 +49,7 @@ from llmkit.errors import (
     TimeoutError,
 )
 from llmkit.generics import (
+    ProbeResult,
     acompletion,
     build_call,
     cached_dispatch,
@@ -59,6 +60,7 @@ from llmkit.generics import (
     decode_response,
     encode_request,
     prepare,
+    probe,
     scoped_providers,
 )
 from llmkit.keys import ENTRY_POINT_GROUP, ProviderKey
@@ -139,6 +141,7 @@ __all__ = [
     "NDJSONDecoder",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProbeResult",
     "PromptTokensDetails",
     "ProviderKey",
     "ProviderNotFoundError",
@@ -174,6 +177,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "prepare",
+    "probe",
     "register_framing",
     "register_openai_compatible",
     "scoped_providers",

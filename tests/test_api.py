@@ -99,6 +99,7 @@ PROVIDER_SDK = [
     "NDJSONDecoder",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProbeResult",
     "PromptTokensDetails",
     "ProviderKey",
     "ProviderNotFoundError",
@@ -134,6 +135,7 @@ PROVIDER_SDK = [
     "decode_response",
     "encode_request",
     "prepare",
+    "probe",
     "register_framing",
     "register_openai_compatible",
     "scoped_providers",
@@ -150,6 +152,7 @@ PUBLIC_MODULES = {
     "keys",
     "provider",
     "streaming",
+    "system",
     "types",
 }
 

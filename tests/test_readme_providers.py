@@ -25,7 +25,7 @@ COLUMNS = {
 
 def _table() -> dict[str, dict[str, str]]:
     text = README.read_text(encoding="utf-8")
-    section = text.split("## Providers", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## Providers\n", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     rows = {}
