@@ -275,10 +275,10 @@ def _arguments(call: ToolCall, where: str, model: str) -> Any:
         return {}
     try:
         return _ARGUMENTS.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise _bad(
-            f"{where} has arguments that are not a JSON object; Anthropic stores tool input "
-            "as an object",
+            f"{where} has arguments that are not a JSON object (or nest too deeply to read); "
+            "Anthropic stores tool input as an object",
             model,
         ) from None
 
@@ -886,14 +886,21 @@ def _started(item: _Event, event: SSEEvent, data: dict[str, Any]) -> StreamChunk
     return None
 
 
-def _piece(item: _Event, delta: _Delta, data: dict[str, Any]) -> StreamChunk | None:
+def _piece(
+    item: _Event, delta: _Delta, data: dict[str, Any], model: str | None
+) -> StreamChunk | LLMError | None:
     kind = delta.type
     index = item.index
     if kind == "input_json_delta":
         call = data["calls"].get(index)
         if call is None:
             pieces = data["inputs"].get(index)
-            if pieces is not None and delta.partial_json:
+            if pieces is None:
+                # Silently dropped, the call's arguments would come out cut short.
+                return _stream_error(
+                    f"a tool input delta for block {index}, which it never opened", model
+                )
+            if delta.partial_json:
                 pieces.append(delta.partial_json)
             return None
         function = FunctionCallDelta(arguments=delta.partial_json or "")
@@ -913,7 +920,9 @@ def _piece(item: _Event, delta: _Delta, data: dict[str, Any]) -> StreamChunk | N
     return None  # citations and kinds of delta llmkit does not model
 
 
-def _stopped(item: _Event, data: dict[str, Any]) -> StreamChunk | None:
+def _stopped(
+    item: _Event, data: dict[str, Any], model: str | None
+) -> StreamChunk | LLMError | None:
     entry = data["open"].pop(item.index, None)
     if entry is None:
         return None
@@ -923,8 +932,21 @@ def _stopped(item: _Event, data: dict[str, Any]) -> StreamChunk | None:
             return None  # already sent with its signature
     pieces = data["inputs"].pop(item.index, None)
     if pieces:
-        entry["input"] = msgspec.json.decode("".join(pieces))
+        try:
+            entry["input"] = _ARGUMENTS.decode("".join(pieces))
+        except (msgspec.DecodeError, RecursionError):
+            return _stream_error(
+                f"block {item.index}'s tool input, which is not a JSON object", model
+            )
     return _chunk(data, Delta(provider_data=_layout(data)))
+
+
+def _stream_error(what: str, model: str | None) -> LLMError:
+    return LLMError(
+        f"anthropic sent {what}; the stream is corrupt, retry the call",
+        provider="anthropic",
+        model=model,
+    )
 
 
 def _begin(item: _Event, data: dict[str, Any]) -> StreamChunk:
@@ -975,7 +997,7 @@ def _decode_event(key: Anthropic, event: SSEEvent, state: StreamState) -> Any:
                 model=data["model"],
                 choices=[ChunkChoice(delta=Delta(content=delta.text))],
             )
-        return _piece(item, delta, data)
+        return _piece(item, delta, data, state.model)
     if "id" not in data and kind != "message_start" and kind != "error":
         if kind == "ping":
             return None
@@ -988,7 +1010,7 @@ def _decode_event(key: Anthropic, event: SSEEvent, state: StreamState) -> Any:
     if kind == "content_block_start":
         return _started(item, event, data)
     if kind == "content_block_stop":
-        return _stopped(item, data)
+        return _stopped(item, data, state.model)
     if kind == "message_start":
         return _begin(item, data)
     if kind == "message_delta":

@@ -378,12 +378,12 @@ def _arguments(call: ToolCall, where: str, request: ChatRequest) -> Any:
         return {}
     try:
         args = _DECODE_JSON.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         args = None
     if not isinstance(args, dict):
         raise _bad(
-            f"{where}.function.arguments is not a JSON object; Gemini takes a call's "
-            "arguments as an object",
+            f"{where}.function.arguments is not a JSON object (or nests too deeply to read); "
+            "Gemini takes a call's arguments as an object",
             request,
         )
     return args
@@ -450,7 +450,7 @@ def _function_response(
         # Gemini reads as the function's output.
         try:
             response = _DECODE_JSON.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             response = None
     if not isinstance(response, dict):
         response = {"output": text}
@@ -723,10 +723,18 @@ def _finish(native: str | None, called: bool) -> str | None:
     return _FINISH.get(native, "stop")
 
 
-def _usage(raw: msgspec.Raw) -> Usage | None:
+def _usage(raw: msgspec.Raw, model: str | None) -> Usage | None:
     if not raw or raw == b"null":
         return None
-    wire = _DECODE_USAGE.decode(raw)
+    try:
+        wire = _DECODE_USAGE.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise LLMError(
+            f"gemini sent usageMetadata that is not token counts ({exc}); check api_base "
+            "points at the Gemini API, or retry the call",
+            provider="gemini",
+            model=model,
+        ) from None
     thoughts = wire.thoughts_token_count
     prompt = wire.prompt_token_count + wire.tool_use_prompt_token_count
     completion = wire.candidates_token_count + (thoughts or 0)
@@ -868,7 +876,7 @@ def _decode_response(key: Gemini, response: HttpResponse, request: ChatRequest) 
         id=wire.response_id,
         model=wire.model_version or request.model,
         choices=[_choice(candidate, wire.response_id) for candidate in wire.candidates],
-        usage=_usage(wire.usage_metadata),
+        usage=_usage(wire.usage_metadata, request.model),
     )
 
 
@@ -940,7 +948,7 @@ def _stream_chunk(wire: _Response, state: StreamState, stream: _Stream) -> Strea
     usage = None
     if native is not None:
         state.done = True
-        usage = _usage(wire.usage_metadata)
+        usage = _usage(wire.usage_metadata, state.model)
     return StreamChunk(
         id=wire.response_id,
         model=wire.model_version or state.model,

@@ -44,6 +44,7 @@ from llmkit.provider import (
     Config,
     ContentFilterError,
     ContextWindowError,
+    Delta,
     HttpCall,
     HttpResponse,
     InvalidRequestError,
@@ -537,7 +538,27 @@ def _decode_event(key: OpenAICompatible, event: SSEEvent, state: StreamState) ->
         if _has_error(data):
             return error_from_body(key, None, data, state.model)
         return None
+    for choice in chunk.choices:
+        if choice.delta.tool_calls and _unopened_call(choice.index, choice.delta, state):
+            return LLMError(
+                f"{key.name} sent a tool call delta for an index it never opened (no id or "
+                "name came first); the stream is corrupt, retry the call",
+                provider=key.name,
+                model=state.model,
+            )
     return chunk
+
+
+def _unopened_call(index: int, delta: Delta, state: StreamState) -> bool:
+    """Record the tool calls ``delta`` opens; return whether it continues one never opened."""
+    opened: set[tuple[int, int]] = state.data.setdefault("openai_calls", set())
+    for call in delta.tool_calls or ():
+        slot = (index, call.index)
+        if call.id or (call.function is not None and call.function.name):
+            opened.add(slot)
+        elif slot not in opened:
+            return True
+    return False
 
 
 # --- extra fields: reasoning under other names, provider data, usage elsewhere ---
