@@ -503,16 +503,19 @@ def check_request(request: ChatRequest) -> ChatRequest:
         raise _bad("model is empty; pass a model name such as 'gpt-4o-mini'", model)
     if not request.messages:
         raise _bad("messages is empty; pass at least one message", model)
-    # The common message passes two attribute tests; anything else is looked
+    # The common message passes three attribute tests; anything else is looked
     # at closely (the loop runs for every message of a long history).
     for message in request.messages:
-        if type(message) is not Message or (
-            (message.content is None or message.role == "tool") and _message_problem(message)
+        if (
+            type(message) is not Message
+            or message.provider_data is not None
+            or ((message.content is None or message.role == "tool") and _message_problem(message))
         ):
             break
     else:
         message = None
-    if message is not None:
+    closely = message is not None
+    if closely:
         for i, message in enumerate(request.messages):
             if not isinstance(message, Message):
                 raise _bad(
@@ -545,7 +548,7 @@ def check_request(request: ChatRequest) -> ChatRequest:
             problem = header_problem(name, value, "extra_headers")
             if problem is not None:
                 raise _bad(problem, model)
-    free = _free_form(request)
+    free = _free_form(request, closely)
     if free:
         problem = free_form_problem(free)
         if problem is not None:
@@ -559,9 +562,15 @@ def check_request(request: ChatRequest) -> ChatRequest:
     return request
 
 
-def _free_form(request: ChatRequest) -> list[tuple[str, Any]]:
+def _free_form(request: ChatRequest, messages: bool) -> list[tuple[str, Any]]:
     # The fields typed Any: nothing but free_form_problem looks inside them.
+    # ``messages``: some message may hold provider_data (round-tripped opaque
+    # data, which must not carry NaN or a lone surrogate either).
     found: list[tuple[str, Any]] = []
+    if messages:
+        for i, message in enumerate(request.messages):
+            if message.provider_data is not None:
+                found.append((f"$.messages[{i}].provider_data", message.provider_data))
     if request.extra_body is not None:
         found.append(("$.extra_body", request.extra_body))
     if request.tools:

@@ -480,3 +480,20 @@ def test_provider_malformed_token_names_the_token_provider() -> None:
     with pytest.raises(llmkit.AuthenticationError, match="check the token_provider") as info:
         resolve_config(llmkit.OpenAI(), Config(token_provider=lambda: "tok en-0123456789"))
     assert "OPENAI_API_KEY" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"),
+    [(float("nan"), "NaN"), (float("inf"), "inf"), ("x\ud800", "surrogate")],
+)
+def test_provider_data_is_checked_like_free_form_json(bad: object, found: str) -> None:
+    from llmkit import core
+
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello", "provider_data": {"anthropic": {"x": [bad]}}},
+        {"role": "user", "content": "Again"},
+    ]
+    with pytest.raises(llmkit.InvalidRequestError, match=r"messages\[1\]\.provider_data") as err:
+        core.validate_request("openai", {"model": "m", "messages": history})
+    assert found.lower() in str(err.value).lower() or "surrogate" in str(err.value)
