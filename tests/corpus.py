@@ -14,10 +14,9 @@ by a short base64 placeholder (a ``data:`` URL keeps its prefix) and the
 JSON paths of the replaced values are listed under ``"stripped_blobs"``.
 
 This module only reads JSON; it never imports llmkit, so expectations built
-from a fixture stay independent of the code under test. Test modules load it
-by file path (the tests folder is not a package)::
-
-    spec = importlib.util.spec_from_file_location("corpus", Path(__file__).with_name("corpus.py"))
+from a fixture stay independent of the code under test. Test modules ``import corpus``:
+pytest puts the tests folder on ``sys.path`` (``pythonpath`` in
+pyproject.toml), since it is not a package.
 
 To import recordings from a corpus checkout (a maintainer task, not CI)::
 

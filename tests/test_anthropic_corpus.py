@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from itertools import accumulate
-from pathlib import Path
 from typing import Any, cast
 
+import corpus
 import msgspec
 import pytest
 
@@ -40,22 +38,6 @@ from llmkit_contracts.emulators.anthropic import AnthropicProtocol
 
 assert llmkit_providers.anthropic.Anthropic.name == "anthropic"
 
-
-def _load_corpus_helper() -> Any:
-    # tests/ is not a package and pytest runs with --import-mode=importlib.
-    name = "llmkit_tests_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus_helper()
 
 API_KEY = "sk-ant-test-0000000000"
 PATH = "/v1/messages"

@@ -30,13 +30,11 @@ on tools (Anthropic features passed through OpenRouter); and it expects the
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import corpus
 import msgspec
 import pytest
 
@@ -45,23 +43,6 @@ import llmkit_providers.compatible  # noqa: F401  (registers the family by name)
 from llmkit.provider import Accumulator, ChatRequest, ChatResponse, StreamChunk
 from llmkit_contracts import Replay, outline, recorded_body, split_anywhere, truncations
 from llmkit_contracts.emulators.compatible import FLAVOURS
-
-
-def _load_corpus_helper() -> Any:
-    # tests/ is not a package and pytest runs with --import-mode=importlib.
-    name = "llmkit_tests_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus_helper()
 
 API_KEY = "sk-test-0000000000"
 

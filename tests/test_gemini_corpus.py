@@ -19,14 +19,12 @@ other key of the body.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
+import corpus
 import msgspec
 import pytest
 
@@ -38,23 +36,6 @@ from llmkit.types import ChatResponse, HttpCall
 from llmkit_contracts import Replay, recorded_body, split_anywhere, truncations
 from llmkit_contracts.emulators.gemini import GeminiProtocol
 from llmkit_providers.gemini import SKIP_SIGNATURE, Gemini, GeminiOptions
-
-
-def _load_corpus_helper() -> Any:
-    # tests/ is not a package and pytest runs with --import-mode=importlib.
-    name = "llmkit_tests_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus_helper()
 
 API_KEY = "AIzaSy-test-0000000000000000000000"
 CHATS = corpus.load("gemini", "chat")

@@ -17,14 +17,12 @@ recorded JSON says the answer is.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from itertools import accumulate
-from pathlib import Path
 from typing import Any, cast
 
+import corpus
 import msgspec
 import pytest
 
@@ -51,23 +49,6 @@ from llmkit_contracts import (
     truncations,
 )
 from llmkit_providers.openai import OpenAI
-
-
-def _load_corpus_helper() -> Any:
-    # tests/ is not a package and pytest runs with --import-mode=importlib.
-    name = "llmkit_tests_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus_helper()
 
 API_KEY = "sk-test-0000000000"
 CHAT_PATH = "/v1/chat/completions"
