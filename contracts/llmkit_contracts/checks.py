@@ -37,7 +37,7 @@ from llmkit.provider import (
     prepare,
 )
 from llmkit_contracts.cases import CASES, STREAM_MODES, Case, Expect, Mode
-from llmkit_contracts.emulator import Emulator, Received
+from llmkit_contracts.emulator import Emulator, Received, Reply
 
 __all__ = [
     "ContractReport",
@@ -161,7 +161,7 @@ class _Runner:
         chunks = [chunk async for chunk in stream]
         return accumulate(chunks), chunks
 
-    def _fresh(self, case: Case, replies: Sequence[Any]) -> None:
+    def _fresh(self, replies: Sequence[Reply]) -> None:
         self.emulator.reset()
         self.emulator.enqueue(*replies)
 
@@ -182,12 +182,11 @@ class _Runner:
                 raise AssertionError(f"[{mode}] {exc}") from None
 
     def _answer(self, case: Case, mode: Mode) -> None:
-        self._fresh(case, case.replies)
-        response, chunks = self._expect_answer(case, mode, case.request)
+        self._fresh(case.replies)
+        _, chunks = self._expect_answer(case, mode, case.request)
         if chunks:
             _check_grammar(chunks, case.expect)
         _check_sent(self._received(), case.expect.sent)
-        del response
 
     def _expect_answer(
         self, case: Case, mode: Mode, request: Mapping[str, Any]
@@ -200,7 +199,7 @@ class _Runner:
         return response, chunks
 
     def _round_trip(self, case: Case, mode: Mode) -> None:
-        self._fresh(case, case.replies)
+        self._fresh(case.replies)
         first, _ = self.call(case, mode, case.request)
         message = first.choices[0].message
         ids = [call.id for call in message.tool_calls or ()]
@@ -218,7 +217,7 @@ class _Runner:
                 )
 
     def _error(self, case: Case, mode: Mode) -> None:
-        self._fresh(case, case.replies)
+        self._fresh(case.replies)
         expect = case.expect
         try:
             response, _ = self.call(case, mode, case.request)
@@ -230,7 +229,7 @@ class _Runner:
         )
 
     def _interrupted(self, case: Case, mode: Mode) -> None:
-        self._fresh(case, case.replies)
+        self._fresh(case.replies)
         try:
             response, _ = self.call(case, mode, case.request)
         except LLMError as exc:
@@ -242,7 +241,7 @@ class _Runner:
         )
 
     def _early_close(self, case: Case, mode: Mode) -> None:
-        self._fresh(case, case.replies)
+        self._fresh(case.replies)
         key, req, cfg = self._prepared(case, case.request, True)
         if mode == "stream":
             stream = cast(Stream, completion(key, req, cfg))
@@ -259,7 +258,7 @@ class _Runner:
                     f"still open {_CLOSE_WAIT} s later"
                 )
             time.sleep(0.01)
-        self._fresh(case, ())
+        self._fresh(())
         self._expect_answer(case, "sync", {"messages": [{"role": "user", "content": "Again"}]})
 
 
