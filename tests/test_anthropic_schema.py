@@ -11,9 +11,7 @@ and every request of every contract case, caught at the emulator.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,9 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import msgspec
 import pytest
+
+# The corpus test module holds how a recording becomes an llmkit request.
+import test_anthropic_corpus as replays
 from referencing import Registry, Resource
 
 import llmkit_providers.anthropic  # registers the key before the per-test snapshot
@@ -46,22 +47,6 @@ GA = _validator("CreateMessageParams")
 BETA = _validator("BetaCreateMessageParams")
 
 
-def _load_corpus_tests() -> Any:
-    # The corpus test module holds how a recording becomes an llmkit request.
-    name = "llmkit_tests_anthropic_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).with_name("test_anthropic_corpus.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-replays = _load_corpus_tests()
 RECORDS = replays.RECORDS
 
 # A tool newer than the vendored document (May 2026): the API took it, the

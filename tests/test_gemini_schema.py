@@ -16,15 +16,13 @@ every field the codec can write.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any, cast
 
 import msgspec
 import pytest
+import test_gemini_corpus as gemini_corpus
 from google.ai import generativelanguage_v1beta as glm
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
@@ -53,20 +51,6 @@ NEWER_THAN_TYPES = (
     "FunctionResponsePart",
     "repeated field tools must be in []",  # a lone tool object, which the API also takes
 )
-
-
-def _corpus_test_module() -> Any:
-    name = "llmkit_tests_gemini_corpus"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).with_name("test_gemini_corpus.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 def _problem(body: Mapping[str, Any]) -> str | None:
@@ -125,7 +109,7 @@ def test_gemini_contract_bodies_fit_the_types(model: str) -> None:
 
 def _replayed_bodies() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """``(id, recorded body, llmkit's body)`` for every recorded request."""
-    module = _corpus_test_module()
+    module = gemini_corpus
     key = resolve("gemini")
     out = []
     for record in module.REQUESTS:
