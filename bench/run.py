@@ -53,6 +53,7 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
+import ollama_bench  # noqa: E402
 from floor_types import AEvent, AMessage, FChunk, FResponse, FUsage  # noqa: E402
 from report import print_table  # noqa: E402
 
@@ -78,7 +79,14 @@ def prebuilt_messages() -> list[Message]:
     ]
 
 
-BUDGETS = {"call": 1.10, "system_call": 1.15, "stream": 1.30, "import": 1.50}
+BUDGETS = {
+    "call": 1.10,
+    "system_call": 1.15,
+    "registry_call": 1.15,
+    "registry_over_core": 1.05,
+    "stream": 1.30,
+    "import": 1.50,
+}
 
 
 # --- the local server ---------------------------------------------------------
@@ -259,16 +267,28 @@ def make_call_contenders(base_url: str, client: httpx.Client) -> dict[str, Calla
     def llmkit_system_call() -> Any:
         return system_completion("openai", MODEL, request)
 
+    # llmkit.registry: the same call by name (a fixed target, no fallbacks hit).
+    from llmkit.registry import Registry
+
+    bench_registry = Registry()
+    bench_registry.register("bench", {"provider": "openai", "model": MODEL, "config": config})
+    registry_completion = bench_registry.completion
+
+    def llmkit_registry_call() -> Any:
+        return registry_completion("bench", request)
+
     # Correctness first: every contender must get the same answer.
     assert floor().choices[0].message.content == EXPECTED_TEXT
     assert llmkit_dict().text == EXPECTED_TEXT
     assert llmkit_struct().text == EXPECTED_TEXT
     assert llmkit_system_call().text == EXPECTED_TEXT
+    assert llmkit_registry_call().text == EXPECTED_TEXT
     return {
         "floor": floor,
         "llmkit_dict": llmkit_dict,
         "llmkit_struct": llmkit_struct,
         "llmkit_system": llmkit_system_call,
+        "llmkit_registry": llmkit_registry_call,
     }
 
 
@@ -421,6 +441,80 @@ def make_anthropic_stream_contenders(
     got_floor, got_llmkit = floor(), llmkit_stream()
     if got_floor != chunks or got_llmkit != chunks:
         raise RuntimeError(f"anthropic text deltas: floor {got_floor}, llmkit {got_llmkit}")
+    return {"floor": floor, "llmkit": llmkit_stream}
+
+
+# --- the same, speaking Mistral's chat completions -----------------------------------
+
+MISTRAL_MODEL = "mistral-small-latest"
+
+
+def make_mistral_call_contenders(
+    base_url: str, client: httpx.Client
+) -> dict[str, Callable[[], Any]]:
+    # Mistral's wire is OpenAI-shaped: the floor sends what llmkit's Mistral
+    # codec sends (no stream_options) and decodes with the same floor structs.
+    url = base_url + "/chat/completions"
+    encoder = msgspec.json.Encoder()
+    decoder = msgspec.json.Decoder(_FResponse)
+    headers = _headers()
+
+    def floor() -> Any:
+        body = encoder.encode({"model": MISTRAL_MODEL, "messages": MESSAGES})
+        response = client.post(url, content=body, headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"floor got HTTP {response.status_code}")
+        return decoder.decode(response.content)
+
+    completion = llmkit.core.completion
+    request = {"messages": MESSAGES}
+    config = {"api_key": API_KEY, "api_base": base_url}
+
+    def llmkit_dict() -> Any:
+        return completion("mistral", MISTRAL_MODEL, request, config)
+
+    assert floor().choices[0].message.content == EXPECTED_TEXT
+    assert llmkit_dict().text == EXPECTED_TEXT
+    return {"floor": floor, "llmkit_dict": llmkit_dict}
+
+
+def make_mistral_stream_contenders(
+    base_url: str, client: httpx.Client, chunks: int
+) -> dict[str, Callable[[], int]]:
+    url = base_url + "/chat/completions"
+    encoder = msgspec.json.Encoder()
+    decoder = msgspec.json.Decoder(_FChunk)
+    extra = {"x-bench-chunks": str(chunks)}
+    headers = _headers(extra)
+
+    def floor() -> int:
+        body = encoder.encode({"model": MISTRAL_MODEL, "messages": MESSAGES, "stream": True})
+        n = 0
+        decode = decoder.decode
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"floor got HTTP {response.status_code}")
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data != "[DONE]":
+                        decode(data)
+                        n += 1
+        return n
+
+    stream = llmkit.core.stream
+    request = {"messages": MESSAGES}
+    config = {"api_key": API_KEY, "api_base": base_url, "headers": extra}
+
+    def llmkit_stream() -> int:
+        n = 0
+        for _chunk in stream("mistral", MISTRAL_MODEL, request, config):
+            n += 1
+        return n
+
+    got_floor, got_llmkit = floor(), llmkit_stream()
+    if got_floor != chunks + 3 or got_llmkit != chunks + 3:
+        raise RuntimeError(f"mistral stream chunk counts: floor {got_floor}, llmkit {got_llmkit}")
     return {"floor": floor, "llmkit": llmkit_stream}
 
 
@@ -748,6 +842,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             _row(
+                "call through llmkit.registry (CPU/call)",
+                calls["cpu"]["floor"],
+                calls["cpu"]["llmkit_registry"],
+                "µs",
+                BUDGETS["registry_call"],
+            )
+        )
+        rows.append(
+            _row(
+                "registry routing over core (CPU/call; floor = core)",
+                calls["cpu"]["llmkit_dict"],
+                calls["cpu"]["llmkit_registry"],
+                "µs",
+                BUDGETS["registry_over_core"],
+            )
+        )
+        rows.append(
+            _row(
                 "call, dict args (wall/call)",
                 calls["wall"]["floor"],
                 calls["wall"]["llmkit_dict"],
@@ -824,6 +936,76 @@ def main(argv: list[str] | None = None) -> int:
                 BUDGETS["stream"],
             )
         )
+
+        print(f"e. Mistral: {args.rounds} rounds x {args.batch} calls ...", flush=True)
+        cpu, wall = interleave(
+            make_mistral_call_contenders(base, client), args.rounds, args.batch, warmup=200
+        )
+        results["mistral_calls"] = {"cpu": cpu, "wall": wall}
+        rows.append(
+            _row(
+                "Mistral call, dict args (CPU/call)",
+                cpu["floor"],
+                cpu["llmkit_dict"],
+                "µs",
+                BUDGETS["call"],
+            )
+        )
+        print(f"   Mistral streams: {args.stream_rounds} x {args.chunks} chunks ...", flush=True)
+        cpu, wall = interleave(
+            make_mistral_stream_contenders(base, client, args.chunks),
+            args.stream_rounds,
+            1,
+            warmup=2,
+        )
+        results["mistral_streams"] = {"cpu": cpu, "wall": wall}
+        rows.append(
+            _row(
+                f"Mistral stream, {args.chunks} chunks (CPU/stream)",
+                cpu["floor"],
+                cpu["llmkit"],
+                "ms",
+                BUDGETS["stream"],
+            )
+        )
+
+        print(f"f. Ollama: {args.rounds} rounds x {args.batch} calls ...", flush=True)
+        with ollama_bench.OllamaServers(EXPECTED_TEXT, args.chunks) as ollama:
+            cpu, wall = interleave(
+                ollama_bench.make_call_contenders(ollama.call_url, client, MESSAGES, EXPECTED_TEXT),
+                args.rounds,
+                args.batch,
+                warmup=200,
+            )
+            results["ollama_calls"] = {"cpu": cpu, "wall": wall}
+            rows.append(
+                _row(
+                    "Ollama call, dict args (CPU/call)",
+                    cpu["floor"],
+                    cpu["llmkit_dict"],
+                    "µs",
+                    BUDGETS["call"],
+                )
+            )
+            print(f"   Ollama streams: {args.stream_rounds} x {args.chunks} lines ...", flush=True)
+            cpu, wall = interleave(
+                ollama_bench.make_stream_contenders(
+                    ollama.stream_url, client, MESSAGES, args.chunks
+                ),
+                args.stream_rounds,
+                1,
+                warmup=2,
+            )
+            results["ollama_streams"] = {"cpu": cpu, "wall": wall}
+            rows.append(
+                _row(
+                    f"Ollama stream, {args.chunks} lines (CPU/stream)",
+                    cpu["floor"],
+                    cpu["llmkit"],
+                    "ms",
+                    BUDGETS["stream"],
+                )
+            )
 
         print(f"c. imports: {args.import_runs} fresh processes each ...", flush=True)
         imports = bench_imports(args.import_runs)

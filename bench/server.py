@@ -25,6 +25,22 @@ Routes:
   ``content_block_start``, ``ping``, N ``content_block_delta`` text events,
   ``content_block_stop``, ``message_delta`` and ``message_stop``.
 * ``GET /health``: ``ok``.
+* ``GET /stats``: what the server saw, as JSON: ``requests`` (chat
+  requests), ``faults`` by kind, ``open`` (connections open now).
+
+Faults, for load tests: a chat request with an ``x-bench-fault`` header gets
+that fault instead of its answer on its first ``x-bench-fault-times``
+attempts (default 1; attempts are counted per ``x-bench-call`` id), and its
+answer after that:
+
+* ``429``: HTTP 429 with ``Retry-After`` (seconds from ``x-bench-retry-after``,
+  default ``0.05``) and an OpenAI error body;
+* ``500``, ``503``: that status with an OpenAI error body;
+* ``reset``: the connection is reset (RST) without an answer;
+* ``truncate``: the answer is cut in the middle (a body shorter than its
+  Content-Length, a stream without its end) and the connection closed;
+* ``slow``: the answer comes after ``x-bench-delay`` seconds (default 0.2);
+  the same delay past a client's read timeout makes it a stall.
 
 Speed: it is an ``asyncio.Protocol`` (no streams layer), keeps connections
 alive, and sends pre-rendered bytes: the plain response is a constant and
@@ -38,10 +54,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 
@@ -289,6 +307,39 @@ def _simple(status: bytes, body: bytes, close: bool = False) -> bytes:
     )
 
 
+def _error_response(status: bytes, kind: str, message: str, extra: bytes = b"") -> bytes:
+    body = json.dumps(
+        {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    ).encode()
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + _COMMON_HEADERS
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+def too_many_requests(retry_after: bytes) -> bytes:
+    """A 429 answer asking the client to wait ``retry_after`` seconds."""
+    return _error_response(
+        b"429 Too Many Requests",
+        "requests",
+        "Rate limit reached (injected by the bench server).",
+        b"retry-after: " + retry_after + b"\r\n",
+    )
+
+
+SERVER_ERROR = _error_response(
+    b"500 Internal Server Error", "server_error", "The server had an error (injected)."
+)
+UNAVAILABLE = _error_response(
+    b"503 Service Unavailable", "server_error", "The engine is overloaded (injected)."
+)
 NOT_FOUND = _simple(b"404 Not Found", b"not found\n")
 HEALTH = _simple(b"200 OK", b"ok\n")
 BAD_REQUEST = _simple(b"400 Bad Request", b"bad request\n", close=True)
@@ -297,6 +348,52 @@ BAD_REQUEST = _simple(b"400 Bad Request", b"bad request\n", close=True)
 # Warm the default streams so the first streamed request is served at full speed.
 stream_response(DEFAULT_CHUNKS, 1)
 anthropic_stream_response(DEFAULT_CHUNKS, 1)
+
+
+# --- faults --------------------------------------------------------------------
+
+FAULTS = (b"429", b"500", b"503", b"reset", b"truncate", b"slow")
+MAX_DELAY = 60.0
+
+
+class Book:
+    """What the server saw: requests, faults by kind, attempts per call id, open connections."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.faults: dict[str, int] = {}
+        self.attempts: dict[bytes, int] = {}
+        self.open: set[BenchProtocol] = set()
+
+    def fault(self, headers: dict[bytes, bytes]) -> bytes | None:
+        """The fault this request gets, or ``None`` for its answer."""
+        kind = headers.get(b"x-bench-fault")
+        if kind is None or kind not in FAULTS:
+            return None
+        call = headers.get(b"x-bench-call", b"")
+        seen = self.attempts.get(call, 0)
+        self.attempts[call] = seen + 1
+        if seen >= _int_header(headers, b"x-bench-fault-times", 1, 0, 1_000_000):
+            return None
+        name = kind.decode()
+        self.faults[name] = self.faults.get(name, 0) + 1
+        return kind
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"requests": self.requests, "faults": self.faults, "open": len(self.open)}
+        ).encode()
+
+
+BOOK = Book()
+
+
+def _seconds_header(headers: dict[bytes, bytes], name: bytes, default: float) -> float:
+    try:
+        value = float(headers.get(name, b""))
+    except ValueError:
+        return default
+    return min(max(value, 0.0), MAX_DELAY)
 
 
 # --- the protocol ----------------------------------------------------------------
@@ -316,23 +413,78 @@ def _int_header(headers: dict[bytes, bytes], name: bytes, default: int, lo: int,
 class BenchProtocol(asyncio.Protocol):
     """One connection: parse pipelined HTTP/1.1 requests, answer with canned bytes."""
 
-    __slots__ = ("_buf", "_transport")
+    __slots__ = ("__weakref__", "_buf", "_paused", "_transport")
 
     def __init__(self) -> None:
         self._buf = b""
+        self._paused = False
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        BOOK.open.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        BOOK.open.discard(self)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST, not FIN.
+        transport = self._transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        self._transport = None
+        self._buf = b""
+
+    def _resume(self, answer: bytes) -> None:
+        # The end of a slow first byte: answer, then serve what came meanwhile.
+        self._paused = False
+        if self._transport is None:
+            return  # the client gave up (its read timeout) and closed
+        self._transport.write(answer)
+        rest, self._buf = self._buf, b""
+        self.data_received(rest)
+
+    def _fault(self, kind: bytes, answer: bytes, headers: dict[bytes, bytes]) -> bool:
+        """Send ``kind`` instead of ``answer``; whether the connection stays usable."""
+        transport = self._transport
+        assert transport is not None
+        if kind == b"429":
+            transport.write(too_many_requests(headers.get(b"x-bench-retry-after", b"0.05")))
+        elif kind == b"500":
+            transport.write(SERVER_ERROR)
+        elif kind == b"503":
+            transport.write(UNAVAILABLE)
+        elif kind == b"truncate":
+            # Closed, not reset: a reset would discard the half the client
+            # has not read yet, so it would never see the answer begin.
+            transport.write(answer[: len(answer) // 2])
+            transport.close()
+            self._transport = None
+            return False
+        elif kind == b"reset":
+            self._reset()
+            return False
+        else:  # slow
+            self._paused = True
+            delay = _seconds_header(headers, b"x-bench-delay", 0.2)
+            asyncio.get_running_loop().call_later(delay, self._resume, answer)
+            return False
+        return True
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
+        if self._paused:
+            self._buf = buf
+            return
         transport = self._transport
         while transport is not None:
             end = buf.find(b"\r\n\r\n")
@@ -363,16 +515,31 @@ class BenchProtocol(asyncio.Protocol):
             buf = buf[start + length :]
             path = target.split(b"?", 1)[0]
             if method == b"POST" and path in (PATH, ANTHROPIC_PATH):
+                BOOK.requests += 1
                 anthropic = path == ANTHROPIC_PATH
                 if _STREAM_RE.search(body):
                     n = _int_header(headers, b"x-bench-chunks", DEFAULT_CHUNKS, 0, MAX_CHUNKS)
                     per = _int_header(headers, b"x-bench-events-per-chunk", 1, 1, MAX_CHUNKS)
                     render = anthropic_stream_response if anthropic else stream_response
-                    transport.write(render(n, per))
+                    answer = render(n, per)
                 else:
-                    transport.write(ANTHROPIC_RESPONSE if anthropic else COMPLETION_RESPONSE)
+                    answer = ANTHROPIC_RESPONSE if anthropic else COMPLETION_RESPONSE
+                kind = BOOK.fault(headers) if b"x-bench-fault" in headers else None
+                if kind is None:
+                    transport.write(answer)
+                elif not self._fault(kind, answer, headers):
+                    self._buf = buf if self._paused else b""
+                    return
             elif method == b"GET" and path == b"/health":
                 transport.write(HEALTH)
+            elif method == b"GET" and path == b"/stats":
+                stats = BOOK.to_json()
+                transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(stats)).encode()
+                    + b"\r\n\r\n"
+                    + stats
+                )
             else:
                 transport.write(NOT_FOUND)
             if headers.get(b"connection", b"").lower() == b"close":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from llmkit.errors import (
+    AllAttemptsFailedError,
     APIConnectionError,
     AuthenticationError,
     ContentFilterError,
@@ -44,6 +45,8 @@ if _TYPE_CHECKING:
         chat,
         completion,
         list_providers,
+        mistral_completion,
+        ollama_completion,
         openai_completion,
         provider_available,
         provider_info,
@@ -65,12 +68,15 @@ if _TYPE_CHECKING:
     )
     from llmkit_providers.anthropic import Anthropic
     from llmkit_providers.gemini import Gemini
+    from llmkit_providers.mistral import Mistral
+    from llmkit_providers.ollama import Ollama
     from llmkit_providers.openai import OpenAI, OpenAICompatible
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
+    "AllAttemptsFailedError",
     "Anthropic",
     "AsyncStream",
     "AttemptEvent",
@@ -85,7 +91,9 @@ __all__ = [
     "InvalidRequestError",
     "LLMError",
     "Message",
+    "Mistral",
     "NotFoundError",
+    "Ollama",
     "OpenAI",
     "OpenAICompatible",
     "PermissionDeniedError",
@@ -111,6 +119,8 @@ __all__ = [
     "completion",
     "gemini_completion",
     "list_providers",
+    "mistral_completion",
+    "ollama_completion",
     "openai_completion",
     "provider_available",
     "provider_info",
@@ -128,6 +138,8 @@ _LAZY = {
     "accumulate": "llmkit.streaming",
     "Anthropic": "llmkit_providers.anthropic",
     "Gemini": "llmkit_providers.gemini",
+    "Mistral": "llmkit_providers.mistral",
+    "Ollama": "llmkit_providers.ollama",
     "OpenAI": "llmkit_providers.openai",
     "OpenAICompatible": "llmkit_providers.openai",
     **dict.fromkeys(
@@ -153,6 +165,8 @@ _LAZY = {
             "completion",
             "gemini_completion",
             "list_providers",
+            "mistral_completion",
+            "ollama_completion",
             "openai_completion",
             "provider_available",
             "provider_info",

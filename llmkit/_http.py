@@ -1,17 +1,19 @@
-"""The HTTP transport: the only module of llmkit that imports httpx.
+"""The HTTP transport: sends codecs' calls over httpx (or httpx2) and translates its errors.
 
 It sends the :class:`~llmkit.types.HttpCall` a codec built and hands back an
 :class:`~llmkit.types.HttpResponse` or a byte stream. It owns what is shared
 across calls and providers:
 
-* one long-lived pooled ``httpx.Client`` per timeout setting, and one
-  ``httpx.AsyncClient`` per timeout setting per asyncio event loop, closed
-  when the loop shuts down (building a client costs about 20 ms, mostly the
-  TLS context, so it is done once);
-* one ``SSLContext`` per process;
+* one long-lived pooled ``Client`` per HTTP backend and timeout setting, and
+  one ``AsyncClient`` per backend and timeout setting per asyncio event
+  loop, closed when the loop shuts down (building a client costs about
+  20 ms, mostly the TLS context, so it is done once);
 * retries with exponential backoff and full jitter, honouring ``Retry-After``;
 * the optional total deadline of a call;
-* the translation of httpx's exceptions into llmkit's, done here only.
+* the translation of the HTTP library's exceptions into llmkit's, done here only.
+
+The HTTP library itself (httpx by default, httpx2 when selected) is reached
+through :mod:`llmkit._backend`, the one module that imports either.
 
 Errors are completed (provider, model, request id, no API key) by the
 :class:`CallContext` the caller passes in, so this module needs no codec.
@@ -28,14 +30,21 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpcore
-import httpx
 import msgspec
 
-from llmkit.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES, Config
+from llmkit import _backend
+from llmkit._backend import Backend
+from llmkit.config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRIES,
+    HTTP_BACKEND_VARIABLE,
+    HTTP_BACKENDS,
+    Config,
+)
 from llmkit.errors import (
     APIConnectionError,
     InvalidRequestError,
@@ -86,105 +95,41 @@ _MAX_RETRY_AFTER = 60.0
 # Looked up at call time, so tests can replace it without touching time.sleep.
 _sleep = time.sleep
 
-# The sync pool serves a thread pool of up to 64 callers without reconnecting.
-_SYNC_LIMITS = httpx.Limits(
-    max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0
-)
-# httpcore's async pool scans every connection on each request: on loopback
-# at 64 in flight, 64 kept-alive connections made 80-95 calls/s where httpx's
-# default limits (20 kept alive) made 340-420, so async keeps the defaults.
-_ASYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# The moment the current call must be over, read by every socket operation
+# of llmkit's own sync pools (see llmkit._backend).
+_call_deadline = _backend.call_deadline
 
-# The moment the current call (in this thread or task) must be over, read by
-# the network streams of llmkit's own sync pools on every connect, read and
-# write. httpx's timeouts bound each socket operation alone, so a server that
-# sends one header line every 0.25 s could hold a call forever; capping each
-# operation by the time left bounds the whole call.
-_call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "llmkit_call_deadline", default=None
+
+# The moment every call made in this context must be over, set by
+# :func:`deadline_scope` (``llmkit.registry.with_timeout``): it bounds calls
+# the scope's code makes without passing them a config, and a call's own
+# ``deadline=`` still applies when it is sooner.
+_scope_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "llmkit_scope_deadline", default=None
 )
 
 
-def _capped(timeout: float | None, error: type[Exception]) -> float | None:
-    deadline = _call_deadline.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error("the call's deadline passed")
-    return left if timeout is None or timeout > left else timeout
+@contextlib.contextmanager
+def deadline_scope(seconds: float) -> Iterator[float]:
+    """Make every llmkit call in this context end within ``seconds``; yield the deadline.
+
+    A call still running then fails with ``TimeoutError`` (its socket read is
+    cut off, not waited out). Nested scopes keep the sooner deadline.
+    """
+    deadline = time.monotonic() + seconds
+    outer = _scope_deadline.get()
+    if outer is not None and outer < deadline:
+        deadline = outer
+    token = _scope_deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _scope_deadline.reset(token)
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every operation ends by the call's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Wraps httpcore's backend so that its streams honour :data:`_call_deadline`."""
-
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        timeout = _capped(timeout, httpcore.ConnectTimeout)
-        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _DeadlineStream(inner)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-def _bound_by_deadline(client: httpx.Client) -> httpx.Client:
-    # httpx has no public way to hand its pools a network backend, so the
-    # backend of each pool this client owns (direct and proxied) is wrapped.
-    # A test that trickles response headers fails if a new httpx moves it.
-    for transport in (client._transport, *client._mounts.values()):
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend):
-            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    return client
-
-
-_ssl_lock = threading.Lock()
-_ssl_context: Any = None
+def scope_deadline() -> float | None:
+    """The deadline :func:`deadline_scope` set for this context, if any (``time.monotonic``)."""
+    return _scope_deadline.get()
 
 
 class _LoopClients:
@@ -193,7 +138,7 @@ class _LoopClients:
     __slots__ = ("clients", "closer")
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[float, float], httpx.AsyncClient] = {}
+        self.clients: dict[tuple[str, float, float], Any] = {}
         self.closer: AsyncGenerator[None, None] | None = None
 
 
@@ -205,27 +150,14 @@ def _timeouts(config: Config) -> tuple[float, float]:
     return connect, read
 
 
-def _httpx_timeout(connect: float, read: float) -> httpx.Timeout:
-    return httpx.Timeout(connect=connect, read=read, write=read, pool=read)
-
-
-def _ssl() -> Any:
-    # One per process, shared by every transport: building one costs ~20 ms.
-    global _ssl_context
-    if _ssl_context is None:
-        with _ssl_lock:
-            if _ssl_context is None:
-                _ssl_context = httpx.create_ssl_context()
-    return _ssl_context
-
-
-def _injected_sync(config: Config) -> httpx.Client | None:
+def _injected_sync(config: Config) -> Any:
     injected = config.http_client
     if injected is not None:
-        if not isinstance(injected, httpx.Client):
+        found = _backend.owner(injected)
+        if found is None or not found[1]:
             raise InvalidRequestError(
-                f"http_client must be an httpx.Client, not {type(injected).__name__}; "
-                "pass an httpx.AsyncClient as async_http_client="
+                f"http_client must be an httpx.Client (or httpx2.Client), not "
+                f"{type(injected).__name__}; pass an AsyncClient as async_http_client="
             )
         return injected
     if config.async_http_client is not None:
@@ -237,12 +169,14 @@ def _injected_sync(config: Config) -> httpx.Client | None:
     return None
 
 
-def _injected_async(config: Config) -> httpx.AsyncClient | None:
+def _injected_async(config: Config) -> Any:
     injected = config.async_http_client
     if injected is not None:
-        if not isinstance(injected, httpx.AsyncClient):
+        found = _backend.owner(injected)
+        if found is None or found[1]:
             raise InvalidRequestError(
-                f"async_http_client must be an httpx.AsyncClient, not {type(injected).__name__}"
+                f"async_http_client must be an httpx.AsyncClient (or httpx2.AsyncClient), "
+                f"not {type(injected).__name__}"
             )
         return injected
     if config.http_client is not None:
@@ -299,12 +233,19 @@ def _past_deadline() -> TimeoutError:
 class _Retry:
     """Counts attempts, computes the wait before the next one, keeps the deadline."""
 
-    __slots__ = ("base", "deadline", "left", "tries")
+    __slots__ = ("backend", "base", "deadline", "left", "tries")
 
-    def __init__(self, config: Config, client: httpx.Client | httpx.AsyncClient) -> None:
+    def __init__(self, config: Config, client: Any, backend: Backend | None = None) -> None:
+        if backend is None:
+            found = _backend.owner(client)
+            backend = found[0] if found is not None else _backend.get("httpx")
+        self.backend = backend
         self.left = config.retries if config.retries is not None else DEFAULT_RETRIES
         self.tries = 0
         self.deadline = time.monotonic() + config.deadline if config.deadline is not None else None
+        scoped = _scope_deadline.get()
+        if scoped is not None and (self.deadline is None or scoped < self.deadline):
+            self.deadline = scoped
         # The client's own timeouts (an injected client keeps its settings; a
         # pooled one was built from the config), with the fields the user set
         # replaced: connect_timeout the connect phase, timeout the other three.
@@ -328,19 +269,16 @@ class _Retry:
         """
         base = self.base
         if base is None:
-            return httpx.USE_CLIENT_DEFAULT
+            return self.backend.use_client_default
         if self.deadline is None:
-            return httpx.Timeout(
-                connect=_or_none(base[0]),
-                read=_or_none(base[1]),
-                write=_or_none(base[2]),
-                pool=_or_none(base[3]),
+            return self.backend.timeout(
+                _or_none(base[0]), _or_none(base[1]), _or_none(base[2]), _or_none(base[3])
             )
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _past_deadline()
         connect, read, write, pool = (min(part, remaining) for part in base)
-        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+        return self.backend.timeout(connect, read, write, pool)
 
     def past_deadline(self) -> bool:
         """Whether the deadline (if any) has passed, give or take 10 ms."""
@@ -382,25 +320,23 @@ def _host(url: str) -> str:
     return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1] or "the provider"
 
 
-# Client-side protocol errors may quote a header value (the API key among them).
-_LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
-
-
 def _translate(exc: Exception, call: HttpCall, retry: _Retry) -> LLMError:
     host = _host(call.url)
-    if isinstance(exc, httpx.TimeoutException) and retry.past_deadline():
+    backend = retry.backend
+    if isinstance(exc, backend.timeout_error) and retry.past_deadline():
         return _past_deadline()
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, backend.pool_timeout):
         return TimeoutError(
             f"every pooled connection to {host} stayed busy; close streams you stop "
             "reading (use `with`), or pass http_client= with larger limits"
         )
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, backend.timeout_error):
         return TimeoutError(
             f"{type(exc).__name__} talking to {host}; raise timeout= (read) or "
             "connect_timeout=, or retry later"
         )
-    if isinstance(exc, (*_LOCAL_ERRORS, httpx.InvalidURL, UnicodeError)):
+    # Client-side protocol errors may quote a header value (the API key among them).
+    if isinstance(exc, backend.local_errors):
         return InvalidRequestError(
             f"could not send the request to {host} ({type(exc).__name__}); check that "
             "api_base starts with http:// or https:// and that the API key and headers "
@@ -412,12 +348,14 @@ def _translate(exc: Exception, call: HttpCall, retry: _Retry) -> LLMError:
     )
 
 
-def _interrupted(exc: httpx.HTTPError, call: HttpCall, deadline: float | None) -> LLMError:
+def _interrupted(
+    exc: Exception, call: HttpCall, deadline: float | None, backend: Backend
+) -> LLMError:
     host = _host(call.url)
-    timed_out = isinstance(exc, httpx.TimeoutException)
+    timed_out = isinstance(exc, backend.timeout_error)
     if timed_out and deadline is not None and time.monotonic() >= deadline - 0.01:
         return _past_deadline()
-    if isinstance(exc, httpx.TimeoutException):
+    if timed_out:
         return TimeoutError(
             f"stream from {host} went idle past the read timeout; "
             "raise timeout= if the model thinks for long",
@@ -433,6 +371,7 @@ class _OpenBody:
     """What both stream shells hold: the open response and what its errors need."""
 
     __slots__ = (
+        "_backend",
         "_call",
         "_context",
         "_deadline",
@@ -446,13 +385,15 @@ class _OpenBody:
 
     def __init__(
         self,
-        response: httpx.Response,
+        response: Any,
         call: HttpCall,
         deadline: float | None,
         context: CallContext,
+        backend: Backend,
         bounded: bool = False,
     ) -> None:
         self._response = response
+        self._backend = backend
         # Whether the response came from llmkit's own pool, whose reads the
         # deadline contextvar bounds (an injected client's do not).
         self.bounded = bounded
@@ -501,8 +442,10 @@ class ByteStream(_OpenBody):
                 yield data
                 if time.monotonic() > deadline:
                     raise self._context.annotate(_past_deadline(), self.headers)
-        except httpx.HTTPError as exc:
-            failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        except self._backend.http_error as exc:
+            failure = self._context.annotate(
+                _interrupted(exc, self._call, deadline, self._backend), self.headers
+            )
         except LLMError:
             raise
         except Exception as exc:
@@ -567,8 +510,10 @@ class AsyncByteStream(_OpenBody):
                 yield data
         except builtins.TimeoutError:
             failure = self._context.annotate(_past_deadline(), self.headers)
-        except httpx.HTTPError as exc:
-            failure = self._context.annotate(_interrupted(exc, self._call, deadline), self.headers)
+        except self._backend.http_error as exc:
+            failure = self._context.annotate(
+                _interrupted(exc, self._call, deadline, self._backend), self.headers
+            )
         except LLMError:
             raise
         except Exception as exc:
@@ -600,7 +545,7 @@ class AsyncByteStream(_OpenBody):
         await self._response.aclose()
 
 
-def _read_before(response: httpx.Response, deadline: float, context: CallContext) -> bytes:
+def _read_before(response: Any, deadline: float, context: CallContext) -> bytes:
     # With a deadline the body is read piece by piece, so a server that
     # trickles bytes cannot hold the call past it.
     parts = []
@@ -614,7 +559,7 @@ def _read_before(response: httpx.Response, deadline: float, context: CallContext
     return b"".join(parts)
 
 
-async def _aread_before(response: httpx.Response, deadline: float, context: CallContext) -> bytes:
+async def _aread_before(response: Any, deadline: float, context: CallContext) -> bytes:
     parts = []
     try:
         async for part in response.aiter_bytes():
@@ -626,25 +571,29 @@ async def _aread_before(response: httpx.Response, deadline: float, context: Call
     return b"".join(parts)
 
 
-def _error_body(response: httpx.Response, deadline: float | None, context: CallContext) -> bytes:
+def _error_body(
+    response: Any, deadline: float | None, context: CallContext, backend: Backend
+) -> bytes:
     try:
         if deadline is not None:
             return _read_before(response, deadline, context)
-        return response.read()
-    except httpx.HTTPError:
+        body: bytes = response.read()
+        return body
+    except backend.http_error:
         return b""
     finally:
         response.close()
 
 
 async def _aerror_body(
-    response: httpx.Response, deadline: float | None, context: CallContext
+    response: Any, deadline: float | None, context: CallContext, backend: Backend
 ) -> bytes:
     try:
         if deadline is not None:
             return await _aread_before(response, deadline, context)
-        return await response.aread()
-    except httpx.HTTPError:
+        body: bytes = await response.aread()
+        return body
+    except backend.http_error:
         return b""
     finally:
         await response.aclose()
@@ -673,12 +622,12 @@ def _redirected(call: HttpCall, status: int, location: str | None) -> LLMError:
     )
 
 
-# What sending may raise besides an LLMError: httpx's errors, a URL httpx
-# refuses, and a header value that is not ASCII. None of them is ever chained
-# to llmkit's error (neither as __cause__ nor as __context__): they hold the
-# request, whose headers carry the API key, and client-side protocol errors
-# quote header values. Each llmkit message names the error's type instead.
-_SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, UnicodeError)
+# What sending may raise besides an LLMError is the backend's send_errors:
+# the library's errors, a URL it refuses, and a header value that is not
+# ASCII. None of them is ever chained to llmkit's error (neither as __cause__
+# nor as __context__): they hold the request, whose headers carry the API
+# key, and client-side protocol errors quote header values. Each llmkit
+# message names the error's type instead.
 
 
 class AttemptEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -717,44 +666,70 @@ class Transport:
 
     ``llmkit.core`` uses one process-wide transport; a ``System`` (or a
     test) builds its own and closes it without touching anyone else's. The
-    TLS context is shared by all: one per process.
+    TLS context is shared by all: one per process and HTTP library.
 
     Args:
         on_attempt: called with an :class:`AttemptEvent` after every HTTP
             attempt, from the calling thread or task. With none set,
             nothing is measured. An exception it raises is ignored.
+        backend: the HTTP library of the pooled clients, ``"httpx"`` or
+            ``"httpx2"``, for calls whose config names none. By default the
+            ``LLMKIT_HTTP_BACKEND`` environment variable (read at the first
+            call), else httpx.
+
+    Raises:
+        InvalidRequestError: an unknown ``backend``.
     """
 
-    def __init__(self, *, on_attempt: AttemptHook | None = None) -> None:
+    def __init__(
+        self, *, on_attempt: AttemptHook | None = None, backend: str | None = None
+    ) -> None:
+        if backend is not None and backend not in HTTP_BACKENDS:
+            raise InvalidRequestError(
+                f"Transport backend must be 'httpx' or 'httpx2', not {backend!r}"
+            )
         self.on_attempt = on_attempt
+        self._backend = backend
+        self._backend_source = "Transport(backend=...)"
         self._lock = threading.Lock()
-        self._sync: dict[tuple[float, float], httpx.Client] = {}
+        self._sync: dict[tuple[str, float, float], Any] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
 
     # --- pools ------------------------------------------------------------------------------
 
-    def sync_client(self, config: Config) -> httpx.Client:
+    def _pool_key(self, config: Config) -> tuple[str, float, float]:
+        # Which pooled client a call uses: its backend and its two timeouts.
+        name = config.http_backend or self._backend
+        if name is None:
+            name = self._backend = _backend.from_environment() or "httpx"
+            self._backend_source = HTTP_BACKEND_VARIABLE
+        connect, read = _timeouts(config)
+        return name, connect, read
+
+    def _library(self, name: str, config: Config) -> Backend:
+        source = "config http_backend" if config.http_backend else self._backend_source
+        return _backend.get(name, source)
+
+    def sync_client(self, config: Config) -> Any:
         """Return the client for a sync call: the injected one, or a pooled one.
 
         Raises:
-            InvalidRequestError: an injected client of the wrong kind.
+            InvalidRequestError: an injected client of the wrong kind, or a
+                backend that is not installed (the message names the extra).
         """
         injected = _injected_sync(config)
         if injected is not None:
             return injected
-        key = _timeouts(config)
+        key = self._pool_key(config)
         client = self._sync.get(key)
         if client is None:
+            library = self._library(key[0], config)
             with self._lock:
                 client = self._sync.get(key)
                 if client is None:
-                    client = _bound_by_deadline(
-                        httpx.Client(
-                            timeout=_httpx_timeout(*key), verify=_ssl(), limits=_SYNC_LIMITS
-                        )
-                    )
+                    client = library.sync_client(key[1], key[2])
                     self._sync[key] = client
         return client
 
@@ -772,12 +747,13 @@ class Transport:
                 await client.aclose()
             entry.clients.clear()
 
-    async def async_client(self, config: Config) -> httpx.AsyncClient:
+    async def async_client(self, config: Config) -> Any:
         """Return the client for an async call: the injected one, or one pooled per loop.
 
         Raises:
-            InvalidRequestError: an injected client of the wrong kind, or no
-                asyncio loop for a pooled client (under trio, inject one).
+            InvalidRequestError: an injected client of the wrong kind, a
+                backend that is not installed, or no asyncio loop for a
+                pooled client (under trio, inject one).
         """
         injected = _injected_async(config)
         if injected is not None:
@@ -800,12 +776,10 @@ class Transport:
             entry = self._async[loop] = _LoopClients()
             entry.closer = self._close_at_shutdown(entry)
             await entry.closer.__anext__()
-        key = _timeouts(config)
+        key = self._pool_key(config)
         client = entry.clients.get(key)
         if client is None:
-            client = httpx.AsyncClient(
-                timeout=_httpx_timeout(*key), verify=_ssl(), limits=_ASYNC_LIMITS
-            )
+            client = self._library(key[0], config).async_client(key[1], key[2])
             entry.clients[key] = client
         return client
 
@@ -876,6 +850,7 @@ class Transport:
         client = self.sync_client(config)
         pooled = config.http_client is None
         retry = _Retry(config, client)
+        backend = retry.backend
         deadline = retry.deadline
         timed = self.on_attempt is not None
         attempt = 0
@@ -902,7 +877,7 @@ class Transport:
                     headers_at = time.perf_counter()
                 if status < 300:
                     if call.stream:
-                        result: Any = ByteStream(response, call, deadline, context, pooled)
+                        result: Any = ByteStream(response, call, deadline, context, backend, pooled)
                     elif deadline is None:
                         result = HttpResponse(
                             status=status, headers=response.headers, body=response.content
@@ -920,8 +895,8 @@ class Transport:
                         response.headers,
                     )
                 else:
-                    body = _error_body(response, deadline, context)
-            except _SEND_ERRORS as exc:
+                    body = _error_body(response, deadline, context, backend)
+            except backend.send_errors as exc:
                 failure = context.annotate(_translate(exc, call, retry))
             except LLMError as error:
                 if timed:
@@ -955,6 +930,7 @@ class Transport:
 
         client = await self.async_client(config)
         retry = _Retry(config, client)
+        backend = retry.backend
         deadline = retry.deadline
         timed = self.on_attempt is not None
         attempt = 0
@@ -969,11 +945,13 @@ class Transport:
             marks: list[Any] = [None, None]  # status and the time the headers came
             try:
                 if deadline is None:
-                    outcome = await _attempt(client, call, timeout, None, context, marks)
+                    outcome = await _attempt(client, call, timeout, None, context, backend, marks)
                 else:
                     with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
-                        outcome = await _attempt(client, call, timeout, deadline, context, marks)
-            except _SEND_ERRORS as exc:
+                        outcome = await _attempt(
+                            client, call, timeout, deadline, context, backend, marks
+                        )
+            except backend.send_errors as exc:
                 failure = context.annotate(_translate(exc, call, retry))
             except builtins.TimeoutError as exc:
                 # fail_after's signal; without a deadline it can only be a stray one.
@@ -1000,15 +978,16 @@ class Transport:
 
 
 async def _attempt(
-    client: httpx.AsyncClient,
+    client: Any,
     call: HttpCall,
     timeout: Any,
     deadline: float | None,
     context: CallContext,
+    backend: Backend,
     marks: list[Any],
 ) -> Any:
-    # One try of asend: the result, or the error to retry on (httpx's own
-    # errors propagate to asend, which translates them). ``marks`` gets the
+    # One try of asend: the result, or the error to retry on (the HTTP
+    # library's errors propagate to asend, which translates them). ``marks`` gets the
     # status and the moment the headers arrived.
     request = client.build_request(
         call.method, call.url, headers=call.headers, content=call.body, timeout=timeout
@@ -1020,7 +999,7 @@ async def _attempt(
     marks[1] = time.perf_counter()
     if status < 300:
         if call.stream:
-            return AsyncByteStream(response, call, deadline, context)
+            return AsyncByteStream(response, call, deadline, context, backend)
         if deadline is None:
             body = response.content
         else:
@@ -1031,7 +1010,7 @@ async def _attempt(
         return context.annotate(
             _redirected(call, status, response.headers.get("location")), response.headers
         )
-    body = await _aerror_body(response, deadline, context)
+    body = await _aerror_body(response, deadline, context, backend)
     return context.from_response(HttpResponse(status=status, headers=response.headers, body=body))
 
 

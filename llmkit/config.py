@@ -24,6 +24,8 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_RETRIES",
+    "HTTP_BACKENDS",
+    "HTTP_BACKEND_VARIABLE",
     "MAX_RETRIES",
     "MAX_SECONDS",
     "SECRET_HEADERS",
@@ -41,6 +43,10 @@ DEFAULT_RETRIES = 2
 # deep in the socket layer: a day for any timeout, a hundred retries.
 MAX_SECONDS = 86_400.0
 MAX_RETRIES = 100
+# The HTTP libraries the transport can send with (httpx2 is the optional
+# extra llmkit[httpx2]), and the variable that picks one for a whole process.
+HTTP_BACKENDS = ("httpx", "httpx2")
+HTTP_BACKEND_VARIABLE = "LLMKIT_HTTP_BACKEND"
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +71,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             provider's ``options_type`` validates them.
         transport: an ``llmkit.Transport`` to send with (its own pools and
             attempt listener) instead of the process-wide one.
+        http_backend: the HTTP library of llmkit's pooled clients: ``"httpx"``
+            (the default) or ``"httpx2"`` (``pip install llmkit[httpx2]``);
+            by default the ``LLMKIT_HTTP_BACKEND`` environment variable, else
+            httpx. An injected client's library is used whatever this says.
     """
 
     api_key: str | None = None
@@ -79,6 +89,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     token_provider: Any = None
     options: Any = None
     transport: Any = None
+    http_backend: str | None = None
 
     def __post_init__(self) -> None:
         # msgspec checks types when converting a dict, not when the class is
@@ -130,6 +141,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 raise InvalidRequestError(
                     "config has both api_key and token_provider; pass one of them"
                 )
+        backend = self.http_backend
+        if backend is not None and backend not in HTTP_BACKENDS:
+            raise InvalidRequestError(
+                f"config http_backend must be 'httpx' or 'httpx2', not {_shown_value(backend)}"
+            )
         options = self.options
         if not (options is None or isinstance(options, dict | msgspec.Struct)):
             raise InvalidRequestError(
@@ -372,9 +388,8 @@ def _base_from_environment(key: ProviderKey, name: str) -> str | None:
             "api_base=",
             provider=key.name,
         )
-    if "://" not in value:
-        value = "http://" + value  # OLLAMA_HOST is often host:port alone
-    base = value.rstrip("/") + key.base_url_env_path
+    # The key knows its variable's forms (OLLAMA_HOST is often host:port alone).
+    base = key.base_url_from_env(value).rstrip("/") + key.base_url_env_path
     try:
         _check_api_base(base)
     except InvalidRequestError as exc:

@@ -36,6 +36,8 @@ __all__ = [
     "completion",
     "gemini_completion",
     "list_providers",
+    "mistral_completion",
+    "ollama_completion",
     "openai_completion",
     "provider_available",
     "provider_info",
@@ -156,6 +158,34 @@ def gemini_completion(model: str, request: Request, **config: Any) -> ChatRespon
         LLMError: as :func:`completion` does.
     """
     return completion("gemini", model, request, config or None)
+
+
+def mistral_completion(model: str, request: Request, **config: Any) -> ChatResponse:
+    """:func:`completion` with Mistral AI; ``config`` as keyword arguments.
+
+    ``options={"reasoning_effort": "high"}`` shows the thinking of the
+    models with adjustable reasoning in ``message.reasoning``; Magistral
+    models always think (``options={"prompt_mode": "reasoning"}`` gives them
+    their reasoning system prompt).
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    return completion("mistral", model, request, config or None)
+
+
+def ollama_completion(model: str, request: Request, **config: Any) -> ChatResponse:
+    """:func:`completion` with Ollama's native API; ``config`` as keyword arguments.
+
+    No key is needed; the server is ``OLLAMA_HOST``, else
+    ``http://localhost:11434``. ``options={"think": True}`` switches a
+    thinking model's reasoning on (``"low"``, ``"medium"``, ``"high"`` set its
+    level), shown in ``message.reasoning``.
+
+    Raises:
+        LLMError: as :func:`completion` does.
+    """
+    return completion("ollama", model, request, config or None)
 
 
 def openai_completion(model: str, request: Request, **config: Any) -> ChatResponse:

@@ -14,7 +14,8 @@ Every failure a user can see is an :class:`LLMError`::
     ├── ServiceUnavailableError    5xx, 529, overloaded (retryable)
     ├── APIConnectionError         DNS, refused connection, TLS (retryable)
     ├── StreamInterruptedError     a stream broke or ended before its end marker
-    └── ProviderNotFoundError      the provider name is not known
+    ├── ProviderNotFoundError      the provider (or registry config) name is not known
+    └── AllAttemptsFailedError     a call and every fallback failed (``attempts``)
 
 Each error carries ``provider``, ``model``, ``status``, ``request_id`` and
 ``retryable``. Messages say how to fix the problem and never hold an API
@@ -23,8 +24,12 @@ key: :func:`scrub` removes one from any text before it becomes a message.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 __all__ = [
     "APIConnectionError",
+    "AllAttemptsFailedError",
+    "Attempt",
     "AuthenticationError",
     "ContentFilterError",
     "ContextWindowError",
@@ -152,6 +157,42 @@ class StreamInterruptedError(LLMError):
 
 class ProviderNotFoundError(LLMError):
     """No provider is registered under the given name."""
+
+
+class Attempt(NamedTuple):
+    """One failed try of a routed call: where it went and how it failed."""
+
+    name: str | None
+    provider: str
+    model: str
+    error: LLMError
+
+
+class AllAttemptsFailedError(LLMError):
+    """A routed call failed on its provider and on every fallback.
+
+    ``attempts`` lists each try in order, with its provider, model and
+    error; ``status``, ``retryable`` and ``retry_after`` are the last one's,
+    and so is ``__cause__``.
+    """
+
+    def __init__(self, name: str | None, attempts: list[Attempt]) -> None:
+        last = attempts[-1].error
+        tried = "; ".join(
+            f"{attempt.provider}/{attempt.model}: {type(attempt.error).__name__}: "
+            f"{attempt.error.message}"
+            for attempt in attempts
+        )
+        where = f"{name!r}" if name is not None else "the call"
+        super().__init__(
+            f"every attempt of {where} failed ({len(attempts)} in all): {tried}. "
+            "Fix the first error, or add a fallback that can serve the request",
+            status=last.status,
+            retryable=last.retryable,
+            retry_after=last.retry_after,
+        )
+        self.name = name
+        self.attempts = attempts
 
 
 def scrub(text: str, secret: str | None) -> str:

@@ -34,7 +34,7 @@ from llmkit import _framing, _http, keys
 from llmkit._checks import MAX_JSON_DEPTH, json_problem
 from llmkit._framing import framing as framing_of
 from llmkit.config import Config, auth_headers, resolve_config, secret_header_names, to_config
-from llmkit.errors import InvalidRequestError, LLMError, scrub_error
+from llmkit.errors import APIConnectionError, InvalidRequestError, LLMError, scrub_error
 from llmkit.keys import ProviderKey
 from llmkit.streaming import AsyncStream, EventPipeline, Stream
 from llmkit.types import (
@@ -299,6 +299,10 @@ class _Context:
                         break
             if error.retry_after is None and error.retryable:
                 error.retry_after = _http.parse_retry_after(headers)
+        hint = self.key.connect_hint
+        if hint and type(error) is APIConnectionError and hint not in error.message:
+            # Nothing answered: for a local server, say how to start it.
+            error.message = f"{error.message}. {hint}"
         # Providers echo what they were sent ("Incorrect API key provided: sk-...").
         return scrub_error(error, _secrets(self.key, self.config, self.request, self.sent))
 

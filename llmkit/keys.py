@@ -55,6 +55,8 @@ class ProviderKey:
         request_id_headers: response headers holding the request id.
         secret_headers: more request headers whose values are secrets.
         options_type: the struct ``Config(options=...)`` is converted to.
+        connect_hint: added to a connection failure's message: how to start
+            the server when it is a local one (``ollama serve``).
 
     What varies between providers is declared here, as data, and read by
     the transport, the error scrubber and :func:`llmkit.config.auth_headers`.
@@ -79,6 +81,20 @@ class ProviderKey:
     #: The msgspec Struct (with ``forbid_unknown_fields=True``) that
     #: ``Config(options=...)`` must fit, or ``None``: the provider takes none.
     options_type: ClassVar[type[Any] | None] = None
+    #: Appended to the message of an ``APIConnectionError`` (nothing answered
+    #: at ``api_base``) from this key's calls; empty: nothing is added.
+    connect_hint: ClassVar[str] = ""
+
+    @classmethod
+    def base_url_from_env(cls, value: str) -> str:
+        """The base URL named by the (stripped, non-empty) value of ``base_url_env``.
+
+        ``base_url_env_path`` is appended to what this returns, which is then
+        checked like ``api_base``. By default a value without a scheme gets
+        ``http://``; a key whose variable has forms of its own
+        (``OLLAMA_HOST=0.0.0.0``) overrides this.
+        """
+        return value if "://" in value else "http://" + value
 
     @classmethod
     def key_variables(cls) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ __all__ = [
     "ProviderInfo",
     "ResponseFormat",
     "Role",
+    "RoutedResponse",
+    "ServedBy",
     "StreamChunk",
     "StreamOptions",
     "StreamState",
@@ -327,6 +329,49 @@ class ChatResponse(_Base, frozen=True, kw_only=True):
         if not self.choices:
             return []
         return self.choices[0].message.tool_calls or []
+
+
+class ServedBy(_Base, frozen=True, kw_only=True):
+    """Who actually answered a routed call.
+
+    Attributes:
+        provider: the provider's name (``"openai"``).
+        model: the model the request was sent to.
+        name: the registry config the call was made through, if any.
+        attempts: how many tries it took, retries and fallbacks included
+            (0 for an answer from the cache).
+        fallback: whether a fallback, not the config's own target, answered.
+        deployment: the id of the deployment that answered, for a
+            load-balanced name.
+        cached: whether the answer came from the registry's response cache.
+    """
+
+    provider: str
+    model: str
+    name: str | None = None
+    attempts: int = 1
+    fallback: bool = False
+    deployment: str | None = None
+    cached: bool = False
+
+
+class RoutedResponse(ChatResponse, frozen=True, kw_only=True):
+    """A :class:`ChatResponse` from ``llmkit.registry``, with who served it in ``served_by``."""
+
+    served_by: ServedBy
+
+    @classmethod
+    def of(cls, response: ChatResponse, served_by: ServedBy) -> RoutedResponse:
+        """``response`` with ``served_by`` attached (the other fields are shared, not copied)."""
+        return cls(
+            id=response.id,
+            model=response.model,
+            created=response.created,
+            choices=response.choices,
+            usage=response.usage,
+            object=response.object,
+            served_by=served_by,
+        )
 
 
 # --- stream chunks ------------------------------------------------------------

@@ -9,6 +9,8 @@ import pytest
 import test_anthropic_contract as anthropic_contract
 import test_compatible_contract as compatible_contract
 import test_gemini_contract as gemini_contract
+import test_mistral_contract as mistral_contract
+import test_ollama_contract as ollama_contract
 
 from llmkit.keys import resolve
 from llmkit.provider import (
@@ -57,6 +59,8 @@ COVERED: dict[str, list[type[ProviderContract]]] = {
         anthropic_contract.TestAnthropicPlainContract,
     ],
     "gemini": [gemini_contract.TestGeminiContract, gemini_contract.TestGemini3Contract],
+    **mistral_contract.COVERED,
+    **ollama_contract.COVERED,
     "openai": [TestOpenAIContract, TestOpenAIReasoningContract],
 }
 

@@ -271,3 +271,20 @@ def test_examples_providers_import_only_the_provider_sdk() -> None:
     }
     for where, source in sources.items():
         assert _llmkit_imports(source) == {"llmkit.provider"}, where
+
+
+def test_examples_registry_usage_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "registry_usage.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "by name:    Tokyo. | served by openai" in out
+    assert "fallback:   Tokyo, from Claude. | anthropic/claude-haiku-4-5, 3 attempts" in out
+    assert "stream:     Tokyo, on Honshu." in out
+    assert "routed:     Tokyo, carefully. | model claude-sonnet-4-5" in out
+    assert "all failed: ['openai/gpt-4o-mini', 'openai/gpt-4o-mini'," in out
+    assert "at `$.modle`" in out
+    assert "configs:    ['claude', 'fast', 'smart']" in out

@@ -156,13 +156,22 @@ def _feed(
                 stream.close()
         _CELL.reset(token)
         seconds = perf_counter() - started
-        if complete:
-            stats.succeeded(seconds, usage)
-        elif channel.closed:
-            stats.cancelled_call()
-        else:
-            stats.failed(error or StreamInterruptedError("the stream stopped"), seconds)
-        channel.end(error)
+
+        def settle(ended: LLMError | None) -> None:
+            # The books follow what the reader sees. A shutdown's abort ends
+            # the reader's wait at once, so it may win the race against a
+            # stream finishing its last read: then the reader gets the
+            # shutdown's error, and the metrics count that error too.
+            if complete and (ended is None or channel.closed):
+                stats.succeeded(seconds, usage)
+            elif channel.closed:
+                stats.cancelled_call()
+            else:
+                stats.failed(
+                    ended or error or StreamInterruptedError("the stream stopped"), seconds
+                )
+
+        channel.end(error, settle)
         entry.exit()
 
 

@@ -91,6 +91,7 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     http_client: Any = None
     token_provider: Any = None
     options: Any = None
+    http_backend: str | None = None
     probe_model: str | None = None
 
     def __repr__(self) -> str:
@@ -134,9 +135,9 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     Attributes:
         provider: the provider (a name in ``providers``) for calls naming none.
         model: the model for calls naming none.
-        timeout, connect_timeout, deadline, retries, headers: as in
-            :class:`llmkit.Config`, for every provider that does not set
-            them (headers are merged, the provider's winning).
+        timeout, connect_timeout, deadline, retries, headers, http_backend:
+            as in :class:`llmkit.Config`, for every provider that does not
+            set them (headers are merged, the provider's winning).
         stream_buffer: how many chunks a stream's pool thread may read ahead
             of its reader before it waits (the backpressure bound).
     """
@@ -148,6 +149,7 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     deadline: float | None = None
     retries: int | None = None
     headers: dict[str, str] | None = None
+    http_backend: str | None = None
     stream_buffer: int = 64
 
 
@@ -310,6 +312,7 @@ def to_config_of(
         token_provider=config.token_provider,
         options=config.options,
         transport=transport,
+        http_backend=pick("http_backend"),
     )
 
 
@@ -324,6 +327,11 @@ def _check_defaults(defaults: Defaults, providers: Mapping[str, ProviderConfig])
             Config(headers=defaults.headers)
         except LLMError as exc:
             raise _bad(exc.message, "$.defaults.headers") from None
+    if defaults.http_backend is not None:
+        try:
+            Config(http_backend=defaults.http_backend)
+        except LLMError as exc:
+            raise _bad(exc.message, "$.defaults.http_backend") from None
     if defaults.provider is not None and defaults.provider not in providers:
         known = ", ".join(sorted(providers)) or "none"
         raise _bad(

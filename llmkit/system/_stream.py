@@ -14,6 +14,7 @@ import contextlib
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -55,12 +56,22 @@ class Channel:
             self._wake()
             return True
 
-    def end(self, error: LLMError | None = None) -> None:
-        """The stream ended (with ``error``, if it failed); the first end wins."""
+    def end(
+        self,
+        error: LLMError | None = None,
+        settle: Callable[[LLMError | None], None] | None = None,
+    ) -> None:
+        """The stream ended (with ``error``, if it failed); the first end wins.
+
+        ``settle`` gets the error that won (what the reader will see), before
+        the reader can see it: the feeder keeps its books by it.
+        """
         with self._cond:
             if not self._done:
                 self._done = True
                 self.error = error
+            if settle is not None:
+                settle(self.error)
             self._wake()
             self._cond.notify_all()
 

@@ -10,6 +10,8 @@ from llmkit_contracts.emulators.anthropic import AnthropicEmulator, AnthropicPro
 from llmkit_contracts.emulators.azure import AzureEmulator, AzureProtocol
 from llmkit_contracts.emulators.compatible import FLAVOURS, CompatibleProtocol
 from llmkit_contracts.emulators.gemini import GeminiEmulator, GeminiProtocol
+from llmkit_contracts.emulators.mistral import MistralEmulator, MistralProtocol
+from llmkit_contracts.emulators.ollama import OllamaEmulator, OllamaProtocol
 from llmkit_contracts.emulators.openai import OpenAIEmulator, OpenAIProtocol
 
 __all__ = [
@@ -22,6 +24,10 @@ __all__ = [
     "CompatibleProtocol",
     "GeminiEmulator",
     "GeminiProtocol",
+    "MistralEmulator",
+    "MistralProtocol",
+    "OllamaEmulator",
+    "OllamaProtocol",
     "OpenAIEmulator",
     "OpenAIProtocol",
 ]
@@ -29,5 +35,7 @@ __all__ = [
 PROTOCOLS: dict[str, type[WireProtocol]] = {
     **{protocol.name: protocol for protocol in (AnthropicProtocol, GeminiProtocol, OpenAIProtocol)},
     AzureProtocol.name: AzureProtocol,
+    MistralProtocol.name: MistralProtocol,
+    OllamaProtocol.name: OllamaProtocol,
     **FLAVOURS,
 }

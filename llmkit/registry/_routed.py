@@ -1,0 +1,162 @@
+"""Streams of routed calls: the provider's stream, its first chunk already read.
+
+A registry stream reads its first chunk before it is handed over, so a
+stream that fails before any chunk can still move on to a fallback. These
+wrappers give that chunk back first, then the rest, and attach who served
+the stream to it and to what ``collect`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final
+
+from llmkit.types import ChatResponse, RoutedResponse, ServedBy, StreamChunk
+
+__all__ = ["AsyncRoutedStream", "RoutedStream"]
+
+_NONE: Final[Any] = object()
+
+
+class RoutedStream:
+    """A stream from ``llmkit.registry.stream``: iterate it, ``collect()`` it, close it.
+
+    ``served_by`` says which provider and model are answering. A failure
+    mid-stream raises (``StreamInterruptedError``); it never moves to a
+    fallback once a chunk has been read.
+    """
+
+    __slots__ = ("_first", "_inner", "_on_complete", "served_by")
+
+    def __init__(
+        self,
+        inner: Any,
+        first: StreamChunk | None,
+        served_by: ServedBy,
+        on_complete: Callable[[RoutedResponse], None] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._first: Any = _NONE if first is None else first
+        self.served_by = served_by
+        # Called once with the whole response when the stream is read to its end.
+        self._on_complete = on_complete
+
+    def _completed(self, response: ChatResponse) -> RoutedResponse:
+        routed = RoutedResponse.of(response, self.served_by)
+        hook, self._on_complete = self._on_complete, None
+        if hook is not None:
+            hook(routed)
+        return routed
+
+    def __iter__(self) -> RoutedStream:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        first = self._first
+        if first is not _NONE:
+            self._first = _NONE
+            return first  # type: ignore[no-any-return]
+        try:
+            return next(self._inner)  # type: ignore[no-any-return]
+        except StopIteration:
+            if self._on_complete is not None:
+                self._completed(self._inner.collect())
+            raise
+
+    def collect(self) -> RoutedResponse:
+        """Read the rest and return the whole response, with ``served_by``.
+
+        Raises:
+            LLMError: as iteration does.
+        """
+        self._first = _NONE  # the provider's stream has it in its record already
+        return self._completed(self._inner.collect())
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._inner.close()
+
+    def __enter__(self) -> RoutedStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        served = self.served_by
+        return f"<RoutedStream {served.name!r} via {served.provider}/{served.model}>"
+
+
+class AsyncRoutedStream:
+    """The async twin of :class:`RoutedStream`: ``async for``, ``acollect``, ``aclose``."""
+
+    __slots__ = ("_first", "_inner", "_on_complete", "served_by")
+
+    def __init__(
+        self,
+        inner: Any,
+        first: StreamChunk | None,
+        served_by: ServedBy,
+        on_complete: Callable[[RoutedResponse], None] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._first: Any = _NONE if first is None else first
+        self.served_by = served_by
+        # Called once with the whole response when the stream is read to its end.
+        self._on_complete = on_complete
+
+    def _completed(self, response: ChatResponse) -> RoutedResponse:
+        routed = RoutedResponse.of(response, self.served_by)
+        hook, self._on_complete = self._on_complete, None
+        if hook is not None:
+            hook(routed)
+        return routed
+
+    def __aiter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        first = self._first
+        if first is not _NONE:
+            self._first = _NONE
+            return first  # type: ignore[no-any-return]
+        try:
+            return await self._inner.__anext__()  # type: ignore[no-any-return]
+        except StopAsyncIteration:
+            if self._on_complete is not None:
+                self._completed(await self._inner.acollect())
+            raise
+
+    async def acollect(self) -> RoutedResponse:
+        """Read the rest and return the whole response, with ``served_by``.
+
+        Raises:
+            LLMError: as iteration does.
+        """
+        self._first = _NONE
+        return self._completed(await self._inner.acollect())
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        served = self.served_by
+        return f"<AsyncRoutedStream {served.name!r} via {served.provider}/{served.model}>"
