@@ -180,7 +180,7 @@ class AllAttemptsFailedError(LLMError):
         last = attempts[-1].error
         tried = "; ".join(
             f"{attempt.provider}/{attempt.model}: {type(attempt.error).__name__}: "
-            f"{attempt.error.message}"
+            f"{attempt.error.message.rstrip('. ')}"
             for attempt in attempts
         )
         where = f"{name!r}" if name is not None else "the call"

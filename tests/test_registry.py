@@ -901,3 +901,112 @@ def test_repr_and_contains(reg: Registry, emulator: OpenAIEmulator) -> None:
     assert repr(reg) == "<Registry [fast]>"
     with pytest.raises(InvalidRequestError, match="System"):
         Registry(system=object())
+
+
+# --- found in review ------------------------------------------------------------------
+
+
+def test_a_routers_custom_keys_do_not_reach_its_fallbacks(
+    reg: Registry, emulator: OpenAIEmulator
+) -> None:
+    reg.register("plain", fixed(emulator, model="gpt-4.1"))
+    reg.register(
+        "smart",
+        registry.create_router(
+            lambda r: {"provider": "openai", "model": "gpt-4o-mini"},
+            {"openai": openai_at(emulator)},
+            keys=["priority"],
+            fallbacks=[{"provider": "openai", "model": "gpt-4o", "config": openai_at(emulator)}],
+        ),
+    )
+    emulator.enqueue(Reply.error(503), Reply.error(503), Reply.error(503), Reply.text("inline"))
+    assert reg.completion("smart", {**HI, "priority": "high"}).text == "inline"
+    reg.register(
+        "smart",
+        registry.create_router(
+            lambda r: {"provider": "openai", "model": "gpt-4o-mini"},
+            {"openai": openai_at(emulator)},
+            keys=["priority"],
+            fallbacks=["plain"],
+        ),
+    )
+    emulator.enqueue(Reply.error(503), Reply.error(503), Reply.error(503), Reply.text("named"))
+    reply = reg.completion("smart", {**HI, "priority": "high"})
+    assert (reply.text, reply.served_by.model) == ("named", "gpt-4.1")
+    assert all("priority" not in (r.json or {}) for r in emulator.requests)
+
+
+def test_a_stream_that_breaks_before_any_content_falls_back(
+    reg: Registry, emulator: OpenAIEmulator
+) -> None:
+    # The first event only opens the message (the role); nothing was said yet.
+    backup = {"provider": "openai", "model": "gpt-4o", "config": openai_at(emulator)}
+    reg.register("main", fixed(emulator, retries=0, fallbacks=[backup]))
+    emulator.enqueue(Reply.text("never said", chunk_size=2, disconnect_after=1))
+    emulator.enqueue(Reply.text("from the fallback", chunk_size=4))
+    stream = reg.stream("main", HI)
+    assert stream.served_by.model == "gpt-4o"
+    assert "".join(chunk.text for chunk in stream) == "from the fallback"
+
+
+def test_with_timeout_names_its_limit_after_a_fallback(
+    reg: Registry, emulator: OpenAIEmulator
+) -> None:
+    backup = {"provider": "openai", "model": "gpt-4o", "config": openai_at(emulator)}
+    reg.register("main", fixed(emulator, retries=0, fallbacks=[backup]))
+    emulator.enqueue(Reply.error(503), Reply.text("slow", delay=30.0))
+    with pytest.raises(TimeoutError, match=r"with_timeout's 0\.5 s") as caught:
+        registry.with_timeout(reg.completion, 0.5)("main", HI)
+    assert isinstance(caught.value.__cause__, AllAttemptsFailedError)
+
+
+def test_wrappers_handle_a_plain_function_returning_a_coroutine(
+    reg: Registry, emulator: OpenAIEmulator
+) -> None:
+    reg.register("fast", fixed(emulator, retries=0))
+    emulator.enqueue(Reply.error(503), Reply.text("second try"))
+    retried = registry.with_retry(lambda r: reg.acompletion("fast", r), retries=1, retry_delay=0.01)
+    assert asyncio.run(retried(HI)).text == "second try"
+    emulator.enqueue(Reply.text("too late", delay=30.0))
+    bounded = registry.with_timeout(lambda r: reg.acompletion("fast", r), 0.3)
+    with pytest.raises(TimeoutError, match="with_timeout"):
+        asyncio.run(bounded(HI))
+
+
+def test_create_router_refuses_strings_for_lists() -> None:
+    with pytest.raises(InvalidRequestError, match="keys must be a list"):
+        registry.create_router(print, {"openai": {}}, keys="priority")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="configs must be a dict"):
+        registry.create_router(print, None)  # type: ignore[arg-type]
+
+
+def test_errors_with_a_surrogate_key_print(reg: Registry) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        reg.register("c", {"provider": "openai", "model": "m", "\ud800": 2})
+    str(caught.value).encode()  # printable and encodable: the key is escaped
+    assert r"$['\ud800']" in str(caught.value)
+    with pytest.raises(InvalidRequestError, match="model name"):
+        reg.register("c", {"provider": "openai", "model": "gpt\ud800"})
+
+
+def test_a_router_error_never_echoes_values(reg: Registry) -> None:
+    secret = "sk-live-0123456789abcdefghij"
+    reg.register("r", {"router": lambda r: {"provider": "openai", "model": "m", "api_key": secret}})
+    with pytest.raises(InvalidRequestError) as caught:
+        reg.completion("r", HI)
+    assert secret[:12] not in str(caught.value)
+    assert "'api_key': str" in str(caught.value)
+
+    def leaky(request: Any) -> dict[str, str]:
+        raise ValueError(f"cannot use {secret}")
+
+    reg.register("r", {"router": leaky})
+    with pytest.raises(LLMError) as raised:
+        reg.completion("r", HI)
+    assert secret[:12] not in str(raised.value)
+
+
+def test_chat_refuses_a_model(reg: Registry, emulator: OpenAIEmulator) -> None:
+    reg.register("fast", fixed(emulator))
+    with pytest.raises(InvalidRequestError, match="the named config decides the model"):
+        reg.chat("fast", "Hi", model="gpt-4o")

@@ -284,7 +284,7 @@ def test_a_call_fails_fast_when_every_deployment_is_cooling(
             "cooldown": {"failures": 1, "window": 10, "seconds": 30},
         },
     )
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(AllAttemptsFailedError):  # a, then b: both fail and cool down
         reg.completion("cd", HI)
     tried, slept = sum(echo.calls.values()), len(clock.slept)
     with pytest.raises(ServiceUnavailableError, match="every deployment of 'cd' is cooling") as e:
@@ -540,6 +540,85 @@ def test_all_deployments_failing_lists_the_attempts(reg: Registry, echo: Echo) -
     )
     with pytest.raises(AllAttemptsFailedError) as caught:
         reg.completion("cd", HI)
-    models = sorted(attempt.model for attempt in caught.value.attempts)
-    assert models[:2] == ["a", "b"]
-    assert "spare" in models
+    models = [attempt.model for attempt in caught.value.attempts]
+    assert set(models) == {"a", "b", "spare"}
+    assert models[-1] == "spare"
+    # A named fallback's attempt carries its own config's name.
+    assert caught.value.attempts[-1].name == "spare"
+
+
+def test_a_failed_deployment_hands_over_even_without_retries(
+    reg: Registry, echo: Echo, clock: Clock
+) -> None:
+    echo.fail["a"] = lambda: RateLimitError("slow down", retry_after=120)
+    reg.register(
+        "p", {"deployments": deployments("a", "b"), "strategy": "round_robin", "retries": 0}
+    )
+    reply = reg.completion("p", HI)
+    assert reply.served_by.model == "b"
+    assert reply.served_by.attempts == 2
+    assert not reply.served_by.fallback  # another deployment of the same name, not a fallback
+    assert clock.slept == []  # the 120 s Retry-After was a's, not b's
+
+
+def test_all_deployments_failing_without_fallbacks_lists_them(reg: Registry, echo: Echo) -> None:
+    echo.fail["a"] = lambda: ServiceUnavailableError("a is down")
+    echo.fail["b"] = lambda: ServiceUnavailableError("b is down")
+    reg.register("p", {"deployments": deployments("a", "b"), "retries": 0})
+    with pytest.raises(AllAttemptsFailedError) as caught:
+        reg.completion("p", HI)
+    assert sorted(a.model for a in caught.value.attempts) == ["a", "b"]
+
+
+def test_a_cancelled_call_gives_its_slot_back(reg: Registry, echo: Echo) -> None:
+    import asyncio
+
+    echo.delay["a"] = 0.2
+    reg.register("lb", {"deployments": deployments("a"), "strategy": "least_busy"})
+    pool = reg._compiled("lb").pool
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(reg.completion, "lb", HI), 0.01)
+
+    asyncio.run(main())
+    time.sleep(0.5)  # the threads finish their calls
+    assert pool.in_flight == {"lb:0:echo_scale/a": 0}
+
+
+def test_an_abandoned_async_call_releases_its_deployment(reg: Registry, echo: Echo) -> None:
+    import asyncio
+
+    reg.register("lb", {"deployments": deployments("a"), "strategy": "least_busy"})
+    pool = reg._compiled("lb").pool
+
+    async def hang(*args: Any) -> Any:
+        await asyncio.sleep(10)
+
+    reg._asend = hang  # type: ignore[method-assign,assignment]
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reg.acompletion("lb", HI), 0.05)
+
+    asyncio.run(main())
+    assert pool.in_flight == {"lb:0:echo_scale/a": 0}
+
+
+def test_the_cache_starts_afresh_when_a_name_is_registered_elsewhere(
+    reg: Registry, echo: Echo
+) -> None:
+    reg.register("c", {"provider": "echo_scale", "model": "a", "cache": True})
+    assert reg.completion("c", HI).text == "a"
+    reg.register("c", {"provider": "echo_scale", "model": "b", "cache": True})
+    reply = reg.completion("c", HI)
+    assert (reply.text, reply.served_by.cached) == ("b", False)
+
+
+def test_the_cache_key_is_canonical(reg: Registry, echo: Echo) -> None:
+    reg.register("c", {"provider": "echo_scale", "model": "a", "cache": True})
+    reg.completion("c", {**HI, "temperature": 0})
+    assert reg.completion("c", {**HI, "temperature": 0.0}).served_by.cached
+    assert reg.completion("c", {**HI, "temperature": 0, "max_tokens": None}).served_by.cached
+    assert echo.calls["a"] == 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from llmkit.errors import AllAttemptsFailedError, Attempt
+from llmkit.errors import AllAttemptsFailedError, Attempt, InvalidRequestError
 from llmkit.registry import _setup
 from llmkit.registry._redis import RedisState
 from llmkit.registry._registry import Registry, Request
@@ -143,7 +143,19 @@ def create_router(
     name). ``keys`` declares the custom request keys ``fn`` reads
     (``["priority"]``); then any other unknown key is refused. They are
     stripped before the request is sent.
+
+    Raises:
+        InvalidRequestError: ``configs`` is not a dict, or ``keys`` or
+            ``fallbacks`` is a string rather than a list.
     """
+    if not isinstance(configs, Mapping):
+        raise InvalidRequestError(
+            f"create_router's configs must be a dict of provider name to config, not "
+            f"{type(configs).__name__}"
+        )
+    for label, value in (("keys", keys), ("fallbacks", fallbacks)):
+        if isinstance(value, str | bytes):
+            raise InvalidRequestError(f"create_router's {label} must be a list, not a string")
     config: dict[str, Any] = {"router": fn, "configs": dict(configs)}
     if keys is not None:
         config["keys"] = list(keys)

@@ -32,6 +32,7 @@ __all__ = ["BUSY", "COOLING", "Pool", "estimate_tokens"]
 #: ``code`` of the errors a pool raises itself; a registry moves on at once.
 COOLING: Final = "llmkit_all_cooling"
 BUSY: Final = "llmkit_all_rate_limited"
+_OWN: Final = (COOLING, BUSY)
 
 # Weight of the newest sample in the latency moving average.
 _ALPHA = 0.3
@@ -152,6 +153,7 @@ class Pool:
         # A full metrics snapshot sorts every latency sample: read it once a second.
         if now - self._system_read < _SYSTEM_REFRESH:
             return self._system_latency
+        self._system_read = now
         try:
             providers = system.metrics()["providers"]
         except Exception:
@@ -163,7 +165,7 @@ class Pool:
             median = stats.get("latency", {}).get("p50")
             if isinstance(median, int | float):
                 found[deployed.id] = float(median)
-        self._system_latency, self._system_read = found, now
+        self._system_latency = found
         return found
 
     def started(self, deployed: Deployed) -> None:
@@ -178,8 +180,13 @@ class Pool:
         now: float,
         seconds: float,
         error: LLMError | None,
+        counts: bool = False,
     ) -> None:
-        """A call to ``deployed`` ended after ``seconds``; count a failure toward its cooldown."""
+        """A call to ``deployed`` ended after ``seconds``.
+
+        A failure that ``counts`` (the deployment's own trouble: a retryable
+        error) adds to its cooldown; the pool's own refusals never do.
+        """
         with self._lock:
             self.in_flight[deployed.id] -= 1
             if error is None:
@@ -187,15 +194,15 @@ class Pool:
                 self._latency[deployed.id] = (
                     seconds if old is None else old + _ALPHA * (seconds - old)
                 )
-        if error is not None and self.cooldown is not None and _counts(error):
-            failures, window, cool = self.cooldown
+        cooldown = self.cooldown
+        if error is not None and counts and cooldown is not None and error.code not in _OWN:
+            failures, window, cool = cooldown
             state.fail(deployed.id, now, failures, window, cool)
 
-
-def _counts(error: LLMError) -> bool:
-    # A deployment is cooled for its own trouble (429, 5xx, timeouts, refused
-    # connections), not for a bad request that would fail anywhere.
-    return error.retryable and error.code not in (COOLING, BUSY)
+    def release(self, deployed: Deployed) -> None:
+        """A call to ``deployed`` was abandoned (cancelled): give its slot back."""
+        with self._lock:
+            self.in_flight[deployed.id] -= 1
 
 
 def estimate_tokens(encode: Callable[[Any], bytes], messages: Any) -> int:

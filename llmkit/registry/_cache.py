@@ -1,11 +1,14 @@
 """The response cache: which requests may use it, their key, and cached answers as streams.
 
-A request is looked up by a SHA-256 of the config's name and the request's
-canonical JSON (keys sorted, structs and dicts alike, without ``model``
-and ``stream``, which the config and the call decide). Requests whose
-answers are meant to differ, ``n > 1`` or a nonzero ``temperature``, skip
-the cache unless the config says ``always``. A cached answer is stored as
-the whole response; a stream served from it yields one chunk per choice.
+A request is looked up by a SHA-256 of the config (its name and where it
+sends: providers, models, endpoints, router) and the request's canonical
+JSON: the request checked as a ``ChatRequest`` (so ``0`` and ``0.0``, a
+dict and a struct, a ``None`` and a missing field are alike), keys
+sorted, without ``model`` and ``stream``, which the config and the call
+decide; a router's custom keys are added, sorted. Requests whose answers
+are meant to differ, ``n > 1`` or a nonzero ``temperature``, skip the
+cache unless the config says ``always``. A cached answer is stored as the
+whole response; a stream served from it yields one chunk per choice.
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ from typing import Any
 
 import msgspec
 
-from llmkit.registry._spec import CacheSettings
+from llmkit.registry._spec import REQUEST_FIELDS, CacheSettings, Compiled
 from llmkit.types import (
-    ChatRequest,
     ChatResponse,
     ChunkChoice,
     Delta,
@@ -27,6 +29,7 @@ from llmkit.types import (
     ServedBy,
     StreamChunk,
     ToolCallDelta,
+    to_request,
 )
 
 __all__ = ["Replayed", "cache_key", "decode", "encode"]
@@ -42,25 +45,29 @@ def _field(request: Any, name: str) -> Any:
     return getattr(request, name, None)
 
 
-def cache_key(name: str, request: Any, settings: CacheSettings) -> str | None:
-    """The cache key of ``request`` under config ``name``, or ``None`` if it must not be cached."""
+def cache_key(compiled: Compiled, request: Any, settings: CacheSettings) -> str | None:
+    """The cache key of ``request`` under ``compiled``, or ``None`` if it must not be cached."""
     if not settings.always:
         n, temperature = _field(request, "n"), _field(request, "temperature")
         if n not in (None, 1) or temperature not in (None, 0):
             return None
     try:
-        if isinstance(request, ChatRequest):
-            plain = msgspec.to_builtins(request)
-        elif isinstance(request, Mapping):
-            plain = msgspec.to_builtins(dict(request))
-        else:
-            return None
+        custom: dict[str, Any] = {}
+        if isinstance(request, Mapping):
+            fields = {}
+            for key, value in request.items():
+                if key in REQUEST_FIELDS:
+                    fields[key] = value
+                else:
+                    custom[key] = value
+            request = fields
+        plain = msgspec.to_builtins(to_request(request, model=""))
         for field in _UNKEYED:
             plain.pop(field, None)
-        body = _encode(plain)
+        body = _encode([plain, custom])
     except Exception:
-        return None  # not encodable: the call itself names the problem
-    return hashlib.sha256(name.encode() + b"\0" + body).hexdigest()
+        return None  # the call itself names what is wrong with the request
+    return hashlib.sha256(compiled.fingerprint.encode() + b"\0" + body).hexdigest()
 
 
 def encode(response: RoutedResponse) -> bytes:

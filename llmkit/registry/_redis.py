@@ -10,7 +10,9 @@ locally meanwhile.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -37,14 +39,26 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 
-# KEYS: failures, cooling. ARGV: failures, window ms, cooldown ms, until.
+# KEYS: tokens. ARGV: the correction, ttl. The count never goes below zero.
+_ADD = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used < 0 then redis.call('SET', KEYS[1], 0) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: failures (a sorted set of failure times), cooling.
+# ARGV: now, window, failures, cooldown ms, until, a unique member.
+# A sliding window on the registry's clock, as MemoryState keeps it.
 # Returns 1 when the deployment is now cooling.
 _FAIL = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if count >= tonumber(ARGV[1]) then
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[4])
   return 1
 end
 return 0
@@ -54,10 +68,14 @@ return 0
 class RedisState:
     """:class:`~llmkit.registry.State` in Redis.
 
+    Its operations block for at most ``timeout`` each, in async calls too
+    (a round trip on a local network is well under a millisecond).
+
     Args:
         url: the server, ``redis://host:port/db`` (or pass ``client=``).
         prefix: put before every key, so several registries can share a server.
-        timeout: seconds one Redis operation may take before it counts as down.
+        timeout: seconds one Redis operation may take before it counts as down
+            (a ``client=`` passed in keeps its own socket timeouts).
         retry_after: seconds to use local state after a failure before trying Redis again.
         client: a ``redis.Redis`` to use instead of one made from ``url``.
 
@@ -94,7 +112,9 @@ class RedisState:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._take = client.register_script(_TAKE)
+        self._add = client.register_script(_ADD)
         self._fail = client.register_script(_FAIL)
+        self._serial = itertools.count()
 
     @property
     def degraded(self) -> bool:
@@ -142,7 +162,9 @@ class RedisState:
     def add_tokens(self, key: str, tokens: int, now: float) -> None:
         if self._up():
             try:
-                self._redis.incrby(self._key("tpm", key, window_of(now)), tokens)
+                self._add(
+                    keys=[self._key("tpm", key, window_of(now))], args=[tokens, int(2 * WINDOW)]
+                )
             except Exception as exc:
                 self._failed(exc)
             else:
@@ -155,10 +177,12 @@ class RedisState:
                 cooling = self._fail(
                     keys=[self._key("fails", key), self._key("cool", key)],
                     args=[
+                        repr(now),
+                        repr(window),
                         failures,
-                        max(int(window * 1000), 1),
                         max(int(seconds * 1000), 1),
                         repr(now + seconds),
+                        f"{now!r}:{os.getpid()}:{next(self._serial)}",
                     ],
                 )
             except Exception as exc:
@@ -176,8 +200,9 @@ class RedisState:
             else:
                 found = {}
                 for key, value in zip(keys, values, strict=True):
-                    if value is not None and float(value) > now:
-                        found[key] = float(value)
+                    until = _number(value)
+                    if until is not None and until > now:
+                        found[key] = until
                 return found
         return self._local.cooling(keys, now)
 
@@ -188,6 +213,8 @@ class RedisState:
             except Exception as exc:
                 self._failed(exc)
             else:
+                if isinstance(value, str):  # a client made with decode_responses=True
+                    return value.encode()
                 return value if isinstance(value, bytes) else None
         return self._local.get(key, now)
 
@@ -204,3 +231,11 @@ class RedisState:
     def __repr__(self) -> str:
         state = "degraded to local state" if self.degraded else "up"
         return f"<RedisState prefix={self._prefix!r} {state}>"
+
+
+def _number(value: Any) -> float | None:
+    # Whatever else wrote there, a value that is no number is no cooldown.
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

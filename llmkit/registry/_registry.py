@@ -25,116 +25,24 @@ import msgspec
 from llmkit import _http, generics
 from llmkit.config import Config, _checked_options
 from llmkit.errors import (
-    AllAttemptsFailedError,
-    Attempt,
     InvalidRequestError,
     LLMError,
     ProviderNotFoundError,
     RateLimitError,
-    StreamInterruptedError,
 )
 from llmkit.keys import ProviderKey, resolve
 from llmkit.registry import _setup
-from llmkit.registry._backoff import Backoff
-from llmkit.registry._balance import BUSY, COOLING, Pool, estimate_tokens
+from llmkit.registry._balance import BUSY, Pool, estimate_tokens
 from llmkit.registry._cache import Replayed, cache_key, decode, encode
+from llmkit.registry._call import Call, Following, Try
 from llmkit.registry._routed import AsyncRoutedStream, RoutedStream
 from llmkit.registry._spec import REQUEST_FIELDS, Compiled, Deployed, Target, compile_spec
 from llmkit.registry._state import MemoryState, State
-from llmkit.types import ChatRequest, ChatResponse, Message, RoutedResponse, ServedBy, StreamChunk
+from llmkit.types import ChatRequest, ChatResponse, Message, RoutedResponse, StreamChunk
 
 __all__ = ["Registry"]
 
 Request = ChatRequest | Mapping[str, Any]
-
-
-class _Call:
-    """One call by name: its targets in order, its failed attempts, and what to do next."""
-
-    __slots__ = (
-        "avoid",
-        "backoff",
-        "compiled",
-        "errors_moving_on",
-        "failures",
-        "moves",
-        "stream",
-        "targets",
-        "tokens",
-        "tries",
-    )
-
-    def __init__(
-        self, compiled: Compiled, targets: Callable[[], Iterator[tuple[Any, Any]]], stream: bool
-    ):
-        # What only a failure needs (backoff, the fallbacks' iterator, the
-        # set of failed deployments) is made on the first failure: a call
-        # that succeeds at once pays for none of it.
-        self.compiled = compiled
-        self.targets: Iterator[tuple[Any, Any]] | Callable[[], Iterator[tuple[Any, Any]]] = targets
-        self.stream = stream
-        self.backoff: Backoff | None = None
-        self.errors_moving_on = compiled.fallback_errors
-        self.failures: list[Attempt] = []
-        self.tries = 0  # retries made on the current target
-        self.moves = 0  # fallbacks moved on to
-        self.avoid: set[str] = set()  # deployments that failed in this call
-        self.tokens = 0  # the prompt's estimated tokens, for TPM limits
-
-    def failed(
-        self, target: Target | None, error: LLMError
-    ) -> tuple[float, tuple[Any, Any] | None]:
-        """Record ``error``; return the wait and the next target (``None``: the same one again).
-
-        ``target`` is ``None`` when no deployment could be picked.
-
-        Raises:
-            LLMError: nothing is left to try: the error itself when only one
-                target was tried, else ``AllAttemptsFailedError`` listing all.
-        """
-        provider, model = (
-            (target.key.name, target.model) if target is not None else ("-", "(no deployment)")
-        )
-        self.failures.append(Attempt(self.compiled.name, provider, model, error))
-        # A stream broken before its first chunk reached nobody: trying again
-        # is as safe as after any retryable error.
-        retryable = error.retryable or (self.stream and isinstance(error, StreamInterruptedError))
-        # A pool's own refusal (all cooling, all at their limits) is final for
-        # this target: waiting is what the pool already decided against.
-        pooled = error.code in (COOLING, BUSY)
-        backoff = self.backoff
-        if backoff is None:
-            compiled = self.compiled
-            backoff = self.backoff = Backoff(
-                compiled.retries, compiled.retry_delay, compiled.retry_max_delay
-            )
-        wait = None if pooled else backoff.wait(error, self.tries, retryable)
-        if wait is not None:
-            self.tries += 1
-            return wait, None
-        if retryable or pooled or isinstance(error, self.errors_moving_on):
-            targets = self.targets
-            if not isinstance(targets, Iterator):
-                targets = self.targets = targets()
-            following = next(targets, None)
-            if following is not None:
-                self.tries = 0
-                self.moves += 1
-                return 0.0, following
-        if not self.moves:
-            raise error
-        failed = AllAttemptsFailedError(self.compiled.name, self.failures)
-        raise failed from error
-
-    def served(self, target: Target, deployed: Deployed | None) -> ServedBy:
-        return ServedBy(
-            provider=target.key.name,
-            model=target.model,
-            name=self.compiled.name,
-            attempts=len(self.failures) + 1,
-            fallback=self.moves > 0,
-            deployment=None if deployed is None else deployed.id,
-        )
 
 
 class Registry:
@@ -323,7 +231,9 @@ class Registry:
 
     # --- routing ---------------------------------------------------------------
 
-    def _route(self, compiled: Compiled, request: Any) -> tuple[Target | Pool, Any]:
+    def _route(
+        self, compiled: Compiled, request: Any, strict: bool = True
+    ) -> tuple[Target | Pool, Any]:
         """The target of ``compiled`` for ``request``, and the request to send there.
 
         Raises:
@@ -343,11 +253,11 @@ class Registry:
             except Exception:
                 custom = None  # to_request names what cannot be read
             declared = compiled.keys
-            if custom and declared is not None:
+            if custom and declared is not None and strict:
                 for key in custom:
                     if key not in declared:
                         raise InvalidRequestError(
-                            f"unknown request key {key!a} - at `$.{key}`; the router of "
+                            f"unknown request key {key!a} - at `{_path(key)}`; the router of "
                             f"{compiled.name!r} takes {', '.join(sorted(declared)) or 'none'} "
                             "besides the chat-request fields",
                         )
@@ -356,9 +266,10 @@ class Registry:
         except LLMError:
             raise
         except Exception as exc:
+            # Only the type: the exception's text may hold anything the router saw.
             raise LLMError(
-                f"the router of {compiled.name!r} raised {type(exc).__name__}: {exc}; fix the "
-                "router function"
+                f"the router of {compiled.name!r} raised {type(exc).__name__} (its traceback is "
+                "this error's __cause__); fix the router function"
             ) from exc
         target = self._chosen(compiled, choice)
         if custom:
@@ -375,8 +286,10 @@ class Registry:
         extra = set(choice) - {"provider", "model"}
         provider, model = choice.get("provider"), choice.get("model")
         if extra or type(provider) is not str or type(model) is not str or not model:
+            # Keys and types only: a router may have put a secret among the values.
+            shown = ", ".join(f"{key!a}: {type(choice[key]).__name__}" for key in choice)
             raise InvalidRequestError(
-                f"{where} returned {dict(choice)!r}; it must return "
+                f"{where} returned {{{shown}}}; it must return "
                 '{"provider": <name>, "model": <model>} and nothing else'
             )
         configs = compiled.router_configs
@@ -402,16 +315,25 @@ class Registry:
             config = msgspec.structs.replace(config, options=_checked_options(key, config.options))
         return Target(key, model, config, provider)
 
-    def _targets(self, compiled: Compiled, request: Any) -> Iterator[tuple[Target | Pool, Any]]:
-        """The fallbacks of ``compiled`` in order, each routed when it is reached."""
+    def _following(self, compiled: Compiled, request: Any) -> Iterator[Following]:
+        """The fallbacks of ``compiled`` in order, each routed when it is reached.
+
+        A router's custom keys are for routers only: a fallback without one
+        gets the request without them, and a fallback's router is not held
+        to the keys it declares (the call was checked against the first).
+        """
+        plain = _without_custom_keys(request)
         for fallback in compiled.fallbacks:
             if isinstance(fallback, Target):
-                yield fallback, request
+                yield fallback, plain, compiled.name
                 continue
             other = self._configs.get(fallback)
             if other is None:
                 raise self._missing_fallback(compiled, fallback)
-            yield self._route(other, request)
+            if other.router is not None:
+                yield (*self._route(other, request, strict=False), other.name)
+            else:
+                yield (*self._route(other, plain), other.name)
 
     def _missing_fallback(self, compiled: Compiled, name: str) -> ProviderNotFoundError:
         known = sorted(self._configs)
@@ -422,9 +344,9 @@ class Registry:
             f"Registered: {', '.join(known)}. Register it or remove it from fallbacks"
         )
 
-    def _start(self, compiled: Compiled, request: Request, stream: bool) -> tuple[_Call, Any, Any]:
+    def _start(self, compiled: Compiled, request: Request, stream: bool) -> Call:
         current, routed = self._route(compiled, request)
-        return _Call(compiled, lambda: self._targets(compiled, request), stream), current, routed
+        return Call(compiled, current, routed, lambda: self._following(compiled, request), stream)
 
     # --- one attempt ------------------------------------------------------------
 
@@ -450,12 +372,12 @@ class Registry:
         )
         return await cast(Awaitable[Any], generics.acompletion(key, checked, config))
 
-    def _pick(self, call: _Call, pool: Pool, request: Any) -> tuple[Deployed | None, float]:
+    def _pick(self, call: Call, pool: Pool) -> tuple[Deployed | None, float]:
         if pool.limited and not call.tokens:
-            call.tokens = estimate_tokens(_encode, _messages(request))
+            call.tokens = estimate_tokens(_encode, _messages(call.routed))
         return pool.pick(self._state, call.tokens, self._clock(), self._system, call.avoid)
 
-    def _waited_too_long(self, pool: Pool, wait: float) -> None:
+    def _check_wait(self, pool: Pool, wait: float) -> None:
         deadline = _http.scope_deadline()
         if deadline is not None and time.monotonic() + wait >= deadline:
             raise RateLimitError(
@@ -465,71 +387,85 @@ class Registry:
                 code=BUSY,
             )
 
-    def _deployment(self, call: _Call, current: Any, request: Any) -> tuple[Target, Any]:
-        """The target of this attempt: ``current``, or a deployment picked from its pool."""
+    def _picked(self, pool: Pool, deployed: Deployed) -> Try:
+        pool.started(deployed)
+        return Try(deployed.target, deployed, self._clock())
+
+    def _begin(self, call: Call) -> Try:
+        """The attempt's target: ``call.current``, or a deployment picked from its pool."""
+        current = call.current
         if not isinstance(current, Pool):
-            return current, None
+            return Try(current, None, 0.0)
         while True:
-            deployed, wait = self._pick(call, current, request)
+            deployed, wait = self._pick(call, current)
             if deployed is not None:
-                current.started(deployed)
-                return deployed.target, deployed
-            self._waited_too_long(current, wait)
+                return self._picked(current, deployed)
+            self._check_wait(current, wait)
             self._sleep(wait)
 
-    async def _adeployment(self, call: _Call, current: Any, request: Any) -> tuple[Target, Any]:
+    async def _abegin(self, call: Call) -> Try:
+        current = call.current
         if not isinstance(current, Pool):
-            return current, None
+            return Try(current, None, 0.0)
         while True:
-            deployed, wait = self._pick(call, current, request)
+            deployed, wait = self._pick(call, current)
             if deployed is not None:
-                current.started(deployed)
-                return deployed.target, deployed
-            self._waited_too_long(current, wait)
+                return self._picked(current, deployed)
+            self._check_wait(current, wait)
             await self._asleep(wait)
 
-    def _ended(
-        self,
-        call: _Call,
-        current: Any,
-        deployed: Deployed | None,
-        began: float,
-        error: LLMError | None,
-        usage: Any = None,
-    ) -> None:
-        if deployed is None:
-            return
-        now = self._clock()
-        current.ended(deployed, self._state, now, now - began, error)
-        if error is not None:
-            call.avoid.add(deployed.id)
-        elif deployed.tpm is not None and usage is not None and usage.total_tokens:
-            # The limit was taken with an estimate; settle it with what was used.
-            self._state.add_tokens(deployed.id, usage.total_tokens - call.tokens, now)
+    def _ended(self, call: Call, attempt: Try, error: LLMError | None) -> None:
+        deployed = attempt.deployed
+        if deployed is not None:
+            now = self._clock()
+            counts = error is not None and call.retryable(error)
+            call.current.ended(deployed, self._state, now, now - attempt.began, error, counts)
 
-    def _failure(
-        self,
-        call: _Call,
-        current: Any,
-        routed: Any,
-        target: Target | None,
-        deployed: Deployed | None,
-        began: float,
-        error: LLMError,
-    ) -> tuple[Any, Any, float]:
-        """After a failed attempt: the next target and request, and how long to wait first.
+    def _settle(self, call: Call, attempt: Try, usage: Any) -> None:
+        # The TPM limit was taken with an estimate; settle it with what was used.
+        deployed = attempt.deployed
+        used = 0 if usage is None else usage.total_tokens
+        if deployed is not None and deployed.tpm is not None and used:
+            self._state.add_tokens(deployed.id, used - call.tokens, self._clock())
+
+    def _abandon(self, call: Call, attempt: Try | None) -> None:
+        # Cancelled or interrupted (not an llmkit error): the slot is given
+        # back; it is no failure of the deployment's.
+        if attempt is not None and attempt.deployed is not None:
+            call.current.release(attempt.deployed)
+
+    def _failure(self, call: Call, attempt: Try | None, error: LLMError) -> float:
+        """After a failed attempt: how long to wait before the next (``call`` says where).
 
         Raises:
             LLMError: nothing is left to try.
         """
-        self._ended(call, current, deployed, began, error)
-        wait, following = call.failed(target, error)
-        if following is not None:
-            current, routed = following
-        elif deployed is not None and len(call.avoid) < len(current.deployments):
-            # Another deployment is left to try: it owes nothing to this one's backoff.
-            wait = 0.0
-        return current, routed, wait
+        if attempt is None:
+            return call.failed(None, error)
+        self._ended(call, attempt, error)
+        deployed = attempt.deployed
+        if deployed is not None and call.switch(attempt.target, deployed, error):
+            return 0.0  # another deployment is free: it owes nothing to this one's backoff
+        return call.failed(attempt.target, error)
+
+    def _success(
+        self, call: Call, attempt: Try, response: ChatResponse, key: str | None
+    ) -> RoutedResponse:
+        self._ended(call, attempt, None)
+        self._settle(call, attempt, response.usage)
+        result = RoutedResponse.of(response, call.served(attempt))
+        self._store(call.compiled, key, result)
+        return result
+
+    def _finisher(
+        self, call: Call, attempt: Try, key: str | None
+    ) -> Callable[[RoutedResponse], None]:
+        # Run once a stream has been read to its end: cache it, settle its tokens.
+        def finish(response: RoutedResponse) -> None:
+            self._settle(call, attempt, response.usage)
+            self._store(call.compiled, key, response)
+
+        return finish
 
     # --- the cache ------------------------------------------------------------------
 
@@ -537,7 +473,7 @@ class Registry:
         settings = compiled.cache
         if settings is None:
             return None, None
-        key = cache_key(compiled.name, request, settings)
+        key = cache_key(compiled, request, settings)
         if key is None:
             return None, None
         found = self._state.get(key, self._clock())
@@ -555,33 +491,28 @@ class Registry:
         Raises:
             ProviderNotFoundError: ``name`` is not registered (with the closest name).
             InvalidRequestError: a bad request, before any network call.
-            AllAttemptsFailedError: the target and every fallback failed.
-            LLMError: the one target tried failed (after its retries).
+            AllAttemptsFailedError: more than one place was tried, and all failed.
+            LLMError: the one place tried failed (after its retries).
         """
         compiled = self._compiled(name)
         key, hit = self._cached(compiled, request)
         if hit is not None:
             return hit
-        call, current, routed = self._start(compiled, request, False)
+        call = self._start(compiled, request, False)
         while True:
-            target = deployed = None
-            began = 0.0
+            attempt = None
             try:
-                target, deployed = self._deployment(call, current, routed)
-                if deployed is not None:
-                    began = self._clock()
-                response: ChatResponse = self._send(target, routed, False)
+                attempt = self._begin(call)
+                response: ChatResponse = self._send(attempt.target, call.routed, False)
             except LLMError as error:
-                current, routed, wait = self._failure(
-                    call, current, routed, target, deployed, began, error
-                )
+                wait = self._failure(call, attempt, error)
                 if wait:
                     self._sleep(wait)
                 continue
-            self._ended(call, current, deployed, began, None, response.usage)
-            result = RoutedResponse.of(response, call.served(target, deployed))
-            self._store(compiled, key, result)
-            return result
+            except BaseException:
+                self._abandon(call, attempt)
+                raise
+            return self._success(call, attempt, response, key)
 
     async def acompletion(self, name: str, request: Request) -> RoutedResponse:
         """The async twin of :meth:`completion`.
@@ -593,33 +524,29 @@ class Registry:
         key, hit = self._cached(compiled, request)
         if hit is not None:
             return hit
-        call, current, routed = self._start(compiled, request, False)
+        call = self._start(compiled, request, False)
         while True:
-            target = deployed = None
-            began = 0.0
+            attempt = None
             try:
-                target, deployed = await self._adeployment(call, current, routed)
-                if deployed is not None:
-                    began = self._clock()
-                response: ChatResponse = await self._asend(target, routed, False)
+                attempt = await self._abegin(call)
+                response: ChatResponse = await self._asend(attempt.target, call.routed, False)
             except LLMError as error:
-                current, routed, wait = self._failure(
-                    call, current, routed, target, deployed, began, error
-                )
+                wait = self._failure(call, attempt, error)
                 if wait:
                     await self._asleep(wait)
                 continue
-            self._ended(call, current, deployed, began, None, response.usage)
-            result = RoutedResponse.of(response, call.served(target, deployed))
-            self._store(compiled, key, result)
-            return result
+            except BaseException:
+                self._abandon(call, attempt)
+                raise
+            return self._success(call, attempt, response, key)
 
     def stream(self, name: str, request: Request) -> RoutedStream:
         """Start a streamed call through ``name``; iterate the returned stream for chunks.
 
-        The first chunk is read before this returns: a stream that fails
-        before it is retried, then moves on to the fallbacks, as a call
-        does. Once a chunk is read, a failure raises while iterating.
+        The stream is read up to its first chunk with content (text, tool
+        calls, reasoning, a finish or usage) before this returns: a stream
+        that fails before it is retried, then moves on to the fallbacks, as
+        a call does. After that, a failure raises while iterating.
 
         Raises:
             LLMError: as :meth:`completion` does.
@@ -627,30 +554,29 @@ class Registry:
         compiled = self._compiled(name)
         key, hit = self._cached(compiled, request)
         if hit is not None:
-            return RoutedStream(Replayed(hit), None, hit.served_by)
-        call, current, routed = self._start(compiled, request, True)
+            return RoutedStream(Replayed(hit), [], hit.served_by)
+        call = self._start(compiled, request, True)
         while True:
-            target = deployed = inner = None
-            began = 0.0
+            attempt = inner = None
             try:
-                target, deployed = self._deployment(call, current, routed)
-                if deployed is not None:
-                    began = self._clock()
-                inner = self._send(target, routed, True)
-                first: StreamChunk | None = next(inner, None)
+                attempt = self._begin(call)
+                inner = self._send(attempt.target, call.routed, True)
+                opening = _opening(inner)
             except LLMError as error:
                 if inner is not None:
                     inner.close()
-                current, routed, wait = self._failure(
-                    call, current, routed, target, deployed, began, error
-                )
+                wait = self._failure(call, attempt, error)
                 if wait:
                     self._sleep(wait)
                 continue
-            self._ended(call, current, deployed, began, None)
-            return RoutedStream(
-                inner, first, call.served(target, deployed), self._keeper(compiled, key)
-            )
+            except BaseException:
+                if inner is not None:
+                    inner.close()
+                self._abandon(call, attempt)
+                raise
+            self._ended(call, attempt, None)
+            finish = self._finisher(call, attempt, key)
+            return RoutedStream(inner, opening, call.served(attempt), finish)
 
     async def astream(self, name: str, request: Request) -> AsyncRoutedStream:
         """The async twin of :meth:`stream`; use ``async for`` on the awaited result.
@@ -661,37 +587,29 @@ class Registry:
         compiled = self._compiled(name)
         key, hit = self._cached(compiled, request)
         if hit is not None:
-            return AsyncRoutedStream(Replayed(hit), None, hit.served_by)
-        call, current, routed = self._start(compiled, request, True)
+            return AsyncRoutedStream(Replayed(hit), [], hit.served_by)
+        call = self._start(compiled, request, True)
         while True:
-            target = deployed = inner = None
-            began = 0.0
+            attempt = inner = None
             try:
-                target, deployed = await self._adeployment(call, current, routed)
-                if deployed is not None:
-                    began = self._clock()
-                inner = await self._asend(target, routed, True)
-                first: StreamChunk | None = await _first_chunk(inner)
+                attempt = await self._abegin(call)
+                inner = await self._asend(attempt.target, call.routed, True)
+                opening = await _aopening(inner)
             except LLMError as error:
                 if inner is not None:
                     await inner.aclose()
-                current, routed, wait = self._failure(
-                    call, current, routed, target, deployed, began, error
-                )
+                wait = self._failure(call, attempt, error)
                 if wait:
                     await self._asleep(wait)
                 continue
-            self._ended(call, current, deployed, began, None)
-            served = call.served(target, deployed)
-            return AsyncRoutedStream(inner, first, served, self._keeper(compiled, key))
-
-    def _keeper(
-        self, compiled: Compiled, key: str | None
-    ) -> Callable[[RoutedResponse], None] | None:
-        # A stream read to its end is cached as its assembled response.
-        if key is None:
-            return None
-        return lambda response: self._store(compiled, key, response)
+            except BaseException:
+                if inner is not None:
+                    await inner.aclose()
+                self._abandon(call, attempt)
+                raise
+            self._ended(call, attempt, None)
+            finish = self._finisher(call, attempt, key)
+            return AsyncRoutedStream(inner, opening, call.served(attempt), finish)
 
     def chat(
         self,
@@ -756,11 +674,55 @@ def _messages(request: Any) -> Any:
     return getattr(request, "messages", None)
 
 
-async def _first_chunk(stream: Any) -> StreamChunk | None:
+def _path(key: Any) -> str:
+    """A request key as a path that prints anywhere (a lone surrogate is escaped)."""
+    text = str(key)
+    return f"$.{text}" if text.isidentifier() and text.isascii() else f"$[{text!a}]"
+
+
+def _without_custom_keys(request: Any) -> Any:
+    if not isinstance(request, Mapping):
+        return request
     try:
-        return cast(StreamChunk, await stream.__anext__())
-    except StopAsyncIteration:
-        return None
+        if all(key in REQUEST_FIELDS for key in request):
+            return request
+        return {key: value for key, value in request.items() if key in REQUEST_FIELDS}
+    except Exception:
+        return request  # to_request names what cannot be read
+
+
+def _says_something(chunk: StreamChunk) -> bool:
+    # A chunk that only opens the message (OpenAI's role delta, Anthropic's
+    # message_start) tells the caller nothing: a stream that breaks after it
+    # can still move on without anyone having seen an answer begin.
+    if chunk.usage is not None:
+        return True
+    for choice in chunk.choices:
+        delta = choice.delta
+        if choice.finish_reason or delta.content or delta.tool_calls or delta.reasoning:
+            return True
+        if delta.refusal:
+            return True
+    return False
+
+
+def _opening(stream: Any) -> list[StreamChunk]:
+    """The chunks up to and including the first that says something (all, if none does)."""
+    opening = []
+    for chunk in stream:
+        opening.append(chunk)
+        if _says_something(chunk):
+            break
+    return opening
+
+
+async def _aopening(stream: Any) -> list[StreamChunk]:
+    opening = []
+    async for chunk in stream:
+        opening.append(chunk)
+        if _says_something(chunk):
+            break
+    return opening
 
 
 def _chat_request(text: Any, system_prompt: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -774,6 +736,10 @@ def _chat_request(text: Any, system_prompt: Any, options: dict[str, Any]) -> dic
         raise InvalidRequestError(
             "chat() builds the messages from text and system_prompt; call completion() to "
             "send messages of your own"
+        )
+    if "model" in options:
+        raise InvalidRequestError(
+            "the named config decides the model; register another name to use another model"
         )
     messages = [Message(role="user", content=text)]
     if system_prompt is not None:

@@ -1,22 +1,21 @@
-"""Streams of routed calls: the provider's stream, its first chunk already read.
+"""Streams of routed calls: the provider's stream, its opening already read.
 
-A registry stream reads its first chunk before it is handed over, so a
-stream that fails before any chunk can still move on to a fallback. These
-wrappers give that chunk back first, then the rest, and attach who served
-the stream to it and to what ``collect`` returns.
+A registry stream reads its opening (up to the first chunk with content)
+before it is handed over, so a stream that fails before then can still
+move on to a fallback. These wrappers give those chunks back first, then
+the rest, and attach who served the stream to it and to what ``collect``
+returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from llmkit.types import ChatResponse, RoutedResponse, ServedBy, StreamChunk
 
 __all__ = ["AsyncRoutedStream", "RoutedStream"]
-
-_NONE: Final[Any] = object()
 
 
 class RoutedStream:
@@ -27,17 +26,17 @@ class RoutedStream:
     fallback once a chunk has been read.
     """
 
-    __slots__ = ("_first", "_inner", "_on_complete", "served_by")
+    __slots__ = ("_inner", "_on_complete", "_opening", "served_by")
 
     def __init__(
         self,
         inner: Any,
-        first: StreamChunk | None,
+        opening: list[StreamChunk],
         served_by: ServedBy,
         on_complete: Callable[[RoutedResponse], None] | None = None,
     ) -> None:
         self._inner = inner
-        self._first: Any = _NONE if first is None else first
+        self._opening = opening[::-1]  # popped from the end, in order
         self.served_by = served_by
         # Called once with the whole response when the stream is read to its end.
         self._on_complete = on_complete
@@ -53,10 +52,8 @@ class RoutedStream:
         return self
 
     def __next__(self) -> StreamChunk:
-        first = self._first
-        if first is not _NONE:
-            self._first = _NONE
-            return first  # type: ignore[no-any-return]
+        if self._opening:
+            return self._opening.pop()
         try:
             return next(self._inner)  # type: ignore[no-any-return]
         except StopIteration:
@@ -70,7 +67,7 @@ class RoutedStream:
         Raises:
             LLMError: as iteration does.
         """
-        self._first = _NONE  # the provider's stream has it in its record already
+        self._opening = []  # the provider's stream has them in its record already
         return self._completed(self._inner.collect())
 
     def close(self) -> None:
@@ -96,17 +93,17 @@ class RoutedStream:
 class AsyncRoutedStream:
     """The async twin of :class:`RoutedStream`: ``async for``, ``acollect``, ``aclose``."""
 
-    __slots__ = ("_first", "_inner", "_on_complete", "served_by")
+    __slots__ = ("_inner", "_on_complete", "_opening", "served_by")
 
     def __init__(
         self,
         inner: Any,
-        first: StreamChunk | None,
+        opening: list[StreamChunk],
         served_by: ServedBy,
         on_complete: Callable[[RoutedResponse], None] | None = None,
     ) -> None:
         self._inner = inner
-        self._first: Any = _NONE if first is None else first
+        self._opening = opening[::-1]  # popped from the end, in order
         self.served_by = served_by
         # Called once with the whole response when the stream is read to its end.
         self._on_complete = on_complete
@@ -122,10 +119,8 @@ class AsyncRoutedStream:
         return self
 
     async def __anext__(self) -> StreamChunk:
-        first = self._first
-        if first is not _NONE:
-            self._first = _NONE
-            return first  # type: ignore[no-any-return]
+        if self._opening:
+            return self._opening.pop()
         try:
             return await self._inner.__anext__()  # type: ignore[no-any-return]
         except StopAsyncIteration:
@@ -139,7 +134,7 @@ class AsyncRoutedStream:
         Raises:
             LLMError: as iteration does.
         """
-        self._first = _NONE
+        self._opening = []
         return self._completed(await self._inner.acollect())
 
     async def aclose(self) -> None:

@@ -203,6 +203,9 @@ class Compiled(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_delay: float
     deployments: tuple[Deployed, ...] | None = None
     cache: CacheSettings | None = None
+    #: Where this config sends, as text: what the response cache keys on
+    #: besides the request (re-registering a name elsewhere starts afresh).
+    fingerprint: str = ""
     #: The balancing state of ``deployments`` (a ``_balance.Pool``), set by the registry.
     pool: Any = None
 
@@ -232,12 +235,12 @@ def _as_dict(name: str, value: Any, path: str) -> dict[str, Any]:
 def _unknown_keys(name: str, data: dict[str, Any], known: tuple[str, ...], path: str) -> None:
     for field in data:
         if field not in known:
-            shown = field if isinstance(field, str) else repr(field)
-            raise invalid(
-                name,
-                f"unknown key {shown!a}{_suggest(str(field), list(known))}",
-                f"{path}.{shown}",
+            text = field if isinstance(field, str) else repr(field)
+            # The path must print anywhere: a key that is no plain name is quoted, escaped.
+            where = (
+                f"{path}.{text}" if text.isidentifier() and text.isascii() else f"{path}[{text!a}]"
             )
+            raise invalid(name, f"unknown key {text!a}{_suggest(text, list(known))}", where)
 
 
 def _converted(name: str, data: Any, kind: type[Any], path: str) -> Any:
@@ -295,8 +298,8 @@ def _config(name: str, key: ProviderKey, value: Any, path: str) -> Config:
 
 
 def _model(name: str, model: Any, path: str) -> str:
-    if type(model) is not str or not model.strip():
-        raise invalid(name, f"expected a model name such as 'gpt-4o-mini', not {model!r}", path)
+    if type(model) is not str or not model.strip() or not model.isprintable():
+        raise invalid(name, f"expected a model name such as 'gpt-4o-mini', not {model!a}", path)
     return model
 
 
@@ -435,13 +438,26 @@ def compile_spec(name: Any, value: Any, resolver: Resolver = resolve) -> Compile
     if spec.cooldown is not None:
         cooldown = spec.cooldown
         if not 1 <= cooldown.failures <= 1_000_000:
-            raise invalid(name, "expected 1 or more failures", "$.cooldown.failures")
+            raise invalid(name, "expected 1 to 1,000,000 failures", "$.cooldown.failures")
         _seconds(name, cooldown.window, "$.cooldown.window", low=0.001)
         _seconds(name, cooldown.seconds, "$.cooldown.seconds", low=0.001)
     cache = CacheSettings() if spec.cache is True else spec.cache or None
     if cache is not None:
         _seconds(name, cache.ttl, "$.cache.ttl", low=0.001)
+    places: list[Any] = [name]
+    if target is not None:
+        places.append(_place(target))
+    for deployed in deployments or ():
+        places.append([deployed.id, _place(deployed.target)])
+    if router is not None:
+        places.append(f"{getattr(router, '__module__', '')}.{getattr(router, '__qualname__', '')}")
+        for provider, config in sorted((router_configs or {}).items()):
+            places.append([provider, config.api_base])
+        if router_config is not None:
+            places.append(router_config.api_base)
+    places.extend(item if isinstance(item, str) else _place(item) for item in fallbacks)
     return Compiled(
+        fingerprint=repr(places),
         deployments=deployments,
         cache=cache,
         name=name,
@@ -490,11 +506,17 @@ def _deployments(name: str, items: list[Any], resolver: Resolver) -> tuple[Deplo
                     name, f"expected {field} of 1 or more, not {limit}", f"{path}.{field}"
                 )
         ident = deployment.id or f"{name}:{i}:{target.provider}/{target.model}"
+        if not ident.isprintable() or not ident.strip():
+            raise invalid(name, f"an id must be printable text, not {ident!a}", path + ".id")
         if ident in seen:
             raise invalid(name, f"two deployments have the id {ident!r}", path + ".id")
         seen.add(ident)
         found.append(Deployed(ident, target, deployment.weight, deployment.rpm, deployment.tpm))
     return tuple(found)
+
+
+def _place(target: Target) -> list[Any]:
+    return [target.provider, target.key.name, target.model, target.config.api_base]
 
 
 def _config_any(name: str, value: Any) -> Config:

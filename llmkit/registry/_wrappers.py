@@ -65,22 +65,26 @@ def with_retry(
             raise InvalidRequestError(f"{label} must be seconds from 0, not {value!r}")
     backoff = Backoff(retries, float(retry_delay), float(retry_max_delay))
 
+    async def aretry(again: Callable[[], Any], pending: Any) -> Any:
+        tries = 0
+        while True:
+            try:
+                return await pending
+            except LLMError as error:
+                wait = backoff.wait(error, tries)
+                if wait is None:
+                    raise
+                tries += 1
+                await asyncio.sleep(wait)
+                pending = again()
+
     def wrap(inner: F) -> F:
         _check_callable(inner, "with_retry's function")
         if _is_async(inner):
 
             @functools.wraps(inner)
             async def aretrying(*args: Any, **kwargs: Any) -> Any:
-                tries = 0
-                while True:
-                    try:
-                        return await inner(*args, **kwargs)
-                    except LLMError as error:
-                        wait = backoff.wait(error, tries)
-                        if wait is None:
-                            raise
-                        tries += 1
-                        await asyncio.sleep(wait)
+                return await aretry(lambda: inner(*args, **kwargs), inner(*args, **kwargs))
 
             return cast(F, aretrying)
 
@@ -89,13 +93,19 @@ def with_retry(
             tries = 0
             while True:
                 try:
-                    return inner(*args, **kwargs)
+                    result = inner(*args, **kwargs)
                 except LLMError as error:
                     wait = backoff.wait(error, tries)
                     if wait is None:
                         raise
                     tries += 1
                     sleep(wait)
+                    continue
+                if inspect.isawaitable(result):
+                    # A plain function that returns a coroutine (a lambda
+                    # around an async call): retried as one.
+                    return aretry(lambda: inner(*args, **kwargs), result)
+                return result
 
         return cast(F, retrying)
 
@@ -149,6 +159,27 @@ def with_fallback(
         failed.__cause__ = error
         return failed
 
+    def moves_on(error: LLMError) -> bool:
+        return error.retryable or isinstance(error, moving_on)
+
+    async def afall(
+        chain: list[Callable[..., Any]], start: int, pending: Any, args: Any, kwargs: Any
+    ) -> Any:
+        attempts: list[Attempt] = []
+        step = start
+        while True:
+            try:
+                return await pending if inspect.isawaitable(pending) else pending
+            except LLMError as error:
+                record(attempts, error)
+                step += 1
+                if step == len(chain) or not moves_on(error):
+                    raise give_up(attempts, error) from None
+            try:
+                pending = chain[step](*args, **kwargs)
+            except LLMError as error:
+                pending = _raised(error)
+
     def wrap(inner: F) -> F:
         _check_callable(inner, "with_fallback's function")
         chain: list[Callable[..., Any]] = [inner, *backups]
@@ -156,17 +187,7 @@ def with_fallback(
 
             @functools.wraps(inner)
             async def afalling(*args: Any, **kwargs: Any) -> Any:
-                attempts: list[Attempt] = []
-                for i, step in enumerate(chain):
-                    try:
-                        result = step(*args, **kwargs)
-                        return await result if inspect.isawaitable(result) else result
-                    except LLMError as error:
-                        record(attempts, error)
-                        last = i == len(chain) - 1
-                        if last or not (error.retryable or isinstance(error, moving_on)):
-                            raise give_up(attempts, error) from None
-                raise AssertionError("unreachable")
+                return await afall(chain, 0, inner(*args, **kwargs), args, kwargs)
 
             return cast(F, afalling)
 
@@ -175,17 +196,24 @@ def with_fallback(
             attempts: list[Attempt] = []
             for i, step in enumerate(chain):
                 try:
-                    return step(*args, **kwargs)
+                    result = step(*args, **kwargs)
                 except LLMError as error:
                     record(attempts, error)
-                    last = i == len(chain) - 1
-                    if last or not (error.retryable or isinstance(error, moving_on)):
+                    if i == len(chain) - 1 or not moves_on(error):
                         raise give_up(attempts, error) from None
+                    continue
+                if inspect.isawaitable(result):
+                    return afall(chain, i, result, args, kwargs)
+                return result
             raise AssertionError("unreachable")
 
         return cast(F, falling)
 
     return wrap if primary is None else wrap(primary)
+
+
+async def _raised(error: LLMError) -> Any:
+    raise error
 
 
 def _timed_out(seconds: float) -> LLMTimeoutError:
@@ -202,8 +230,10 @@ def with_timeout(fn: Any, seconds: float | None = None, /) -> Any:
     ``with_timeout(fn, 10.0)`` wraps; ``with_timeout(10.0)`` is a decorator.
     The bound reaches every llmkit call the function makes in its thread or
     task: the transport cuts off the socket read in progress, so no thread
-    is left waiting on the network. A coroutine function is also cancelled.
-    A stream returned by ``fn`` stays bound by the same deadline.
+    is left waiting on the network. A coroutine function (or one that
+    returns a coroutine) is also cancelled. A stream returned by ``fn``
+    stays bound by the same deadline: when it passes mid-stream, reading
+    raises ``TimeoutError`` ("the call's deadline passed").
 
     Raises:
         InvalidRequestError: ``seconds`` is not a positive number.
@@ -221,22 +251,31 @@ def with_timeout(fn: Any, seconds: float | None = None, /) -> Any:
         )
     limit = float(seconds)
 
+    def timed_out(error: LLMError, deadline: float) -> LLMError:
+        # Out of time, whatever the error says (a fallback's "deadline
+        # passed" wrapped in AllAttemptsFailedError included): say which limit.
+        return _timed_out(limit) if time.monotonic() >= deadline - 0.01 else error
+
+    async def abound(pending: Any) -> Any:
+        with _http.deadline_scope(limit) as deadline:
+            try:
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                    return await pending
+            except TimeoutError:  # asyncio's, the builtin
+                raise _timed_out(limit) from None
+            except LLMError as error:
+                late = timed_out(error, deadline)
+                if late is error:
+                    raise
+                raise late from error
+
     def wrap(inner: F) -> F:
         _check_callable(inner, "with_timeout's function")
         if _is_async(inner):
 
             @functools.wraps(inner)
             async def abounded(*args: Any, **kwargs: Any) -> Any:
-                with _http.deadline_scope(limit) as deadline:
-                    try:
-                        async with asyncio.timeout(limit):
-                            return await inner(*args, **kwargs)
-                    except TimeoutError:  # asyncio's, the builtin
-                        raise _timed_out(limit) from None
-                    except LLMTimeoutError:
-                        if time.monotonic() >= deadline - 0.01:
-                            raise _timed_out(limit) from None
-                        raise
+                return await abound(inner(*args, **kwargs))
 
             return cast(F, abounded)
 
@@ -244,11 +283,15 @@ def with_timeout(fn: Any, seconds: float | None = None, /) -> Any:
         def bounded(*args: Any, **kwargs: Any) -> Any:
             with _http.deadline_scope(limit) as deadline:
                 try:
-                    return inner(*args, **kwargs)
-                except LLMTimeoutError:
-                    if time.monotonic() >= deadline - 0.01:
-                        raise _timed_out(limit) from None
-                    raise
+                    result = inner(*args, **kwargs)
+                except LLMError as error:
+                    late = timed_out(error, deadline)
+                    if late is error:
+                        raise
+                    raise late from error
+            if inspect.isawaitable(result):
+                return abound(result)
+            return result
 
         return cast(F, bounded)
 
