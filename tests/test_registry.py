@@ -668,8 +668,15 @@ def test_setup_reads_the_key_at_call_time(
 def test_quick_setup_registers_what_the_environment_has_keys_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert registry.quick_setup() == [] or "ollama" in registry.list_configs()
+    from llmkit.registry import _setup
+
+    monkeypatch.setattr(_setup, "_ollama_answers", lambda timeout: False)
+    assert registry.quick_setup() == []  # no key variable set, no local server
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-x")
+    assert registry.quick_setup() == ["anthropic"]
+    assert registry.list_configs() == ["anthropic"]
     registry.clear()
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-a")
     monkeypatch.setenv("GOOGLE_API_KEY", "g-b")  # Gemini's second variable
     monkeypatch.setenv("MOONSHOT_API_KEY", "m-c")  # moonshot, and not its alias kimi

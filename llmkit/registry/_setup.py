@@ -111,7 +111,7 @@ def _ollama_answers(timeout: float) -> bool:
 def quick_setup(
     registry: Registry,
     *,
-    probe: Callable[[float], bool] = _ollama_answers,
+    probe: Callable[[float], bool] | None = None,
 ) -> list[str]:
     """Register every provider this environment has a key for; return the names, sorted.
 
@@ -120,9 +120,11 @@ def quick_setup(
     Azure, ``AZURE_OPENAI_API_KEY`` and ``AZURE_OPENAI_ENDPOINT``...), each
     under its own name with its default model. Ollama is registered when
     ``OLLAMA_HOST`` is set, or when a server on ``127.0.0.1:11434`` answers
-    within :data:`OLLAMA_PROBE_SECONDS`. Names already registered are kept
-    as they are.
+    within :data:`OLLAMA_PROBE_SECONDS` (``probe`` replaces that check).
+    Names already registered are kept as they are.
     """
+    if probe is None:
+        probe = _ollama_answers
     chosen = [
         provider
         for provider in DEFAULT_MODELS
