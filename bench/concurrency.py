@@ -366,11 +366,11 @@ def main() -> None:
         ratio = statistics.median(values)
         budget = budgets[what]
         if budget is None:
-            print(f"| {what} | {ratio:.2f}x | info |")
+            print(f"| {what} | {ratio:.3f}x | info |")
             continue
         aim = f" (aim {SDK_AIM}x)" if budget == SDK_BUDGET else ""
         mark = "" if ratio >= budget else " **missed**"
-        print(f"| {what} | {ratio:.2f}x | {budget}x{aim}{mark} |")
+        print(f"| {what} | {ratio:.3f}x | {budget}x{aim}{mark} |")
         if ratio < budget:
             missed.append(what)
     if args.output is not None:

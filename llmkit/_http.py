@@ -4,10 +4,11 @@ It sends the :class:`~llmkit.types.HttpCall` a codec built and hands back an
 :class:`~llmkit.types.HttpResponse` or a byte stream. It owns what is shared
 across calls and providers:
 
-* one long-lived pooled ``Client`` per HTTP backend and timeout setting, and
-  one ``AsyncClient`` per backend and timeout setting per asyncio event
-  loop, closed when the loop shuts down (building a client costs about
-  20 ms, mostly the TLS context, so it is done once);
+* long-lived pooled sync clients per HTTP backend and timeout setting (one
+  for every 16 threads that call, up to 4, as httpcore's pool lock convoys
+  under more), and one ``AsyncClient`` per backend and timeout setting per
+  asyncio event loop, closed when the loop shuts down (building a client
+  costs about 20 ms, mostly the TLS context, so it is done once);
 * retries with exponential backoff and full jitter, honouring ``Retry-After``;
 * the optional total deadline of a call;
 * the translation of the HTTP library's exceptions into llmkit's, done here only.
@@ -25,6 +26,7 @@ import atexit
 import builtins
 import contextlib
 import contextvars
+import itertools
 import math
 import random
 import threading
@@ -661,6 +663,19 @@ class AttemptEvent(msgspec.Struct, frozen=True, kw_only=True):
 AttemptHook = Callable[[AttemptEvent], None]
 
 
+# httpcore's sync pool does each request's bookkeeping under one lock, and
+# scans every connection while it holds it. With dozens of threads on one
+# client that lock convoys: at 64 threads on 2 cores a raw httpx.Client
+# swung between about 450 and 1,350 calls/s within one run, its CPU per call
+# doubling in the slow spells, where four clients each serving 16 of the
+# threads stayed at 850-1,200. So the first 16 threads that call a transport
+# share one pooled client per setting, the next 16 another, and so on over
+# at most 4; a thread keeps its client. A few threads still share one pool,
+# whose connections never outnumber the calls they run at once.
+_THREADS_PER_CLIENT = 16
+_CLIENTS_PER_SETTING = 4
+
+
 class Transport:
     """Sends codecs' calls: owns its pooled clients, retries, deadlines and attempt events.
 
@@ -692,7 +707,9 @@ class Transport:
         self._backend = backend
         self._backend_source = "Transport(backend=...)"
         self._lock = threading.Lock()
-        self._sync: dict[tuple[str, float, float], Any] = {}
+        self._sync: dict[tuple[str, float, float, int], Any] = {}
+        self._threads = threading.local()
+        self._thread_count = itertools.count()
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
@@ -708,6 +725,16 @@ class Transport:
         connect, read = _timeouts(config)
         return name, connect, read
 
+    def _shard(self) -> int:
+        # Which of a setting's pooled sync clients this thread uses.
+        try:
+            shard: int = self._threads.shard
+        except AttributeError:
+            ordinal = next(self._thread_count)
+            shard = (ordinal // _THREADS_PER_CLIENT) % _CLIENTS_PER_SETTING
+            self._threads.shard = shard
+        return shard
+
     def _library(self, name: str, config: Config) -> Backend:
         source = "config http_backend" if config.http_backend else self._backend_source
         return _backend.get(name, source)
@@ -722,14 +749,15 @@ class Transport:
         injected = _injected_sync(config)
         if injected is not None:
             return injected
-        key = self._pool_key(config)
+        name, connect, read = self._pool_key(config)
+        key = (name, connect, read, self._shard())
         client = self._sync.get(key)
         if client is None:
-            library = self._library(key[0], config)
+            library = self._library(name, config)
             with self._lock:
                 client = self._sync.get(key)
                 if client is None:
-                    client = library.sync_client(key[1], key[2])
+                    client = library.sync_client(connect, read)
                     self._sync[key] = client
         return client
 

@@ -24,6 +24,7 @@ key: :func:`scrub` removes one from any text before it becomes a message.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamInterruptedError",
     "TimeoutError",
+    "body_text",
     "scrub",
     "scrub_error",
 ]
@@ -193,6 +195,35 @@ class AllAttemptsFailedError(LLMError):
         )
         self.name = name
         self.attempts = attempts
+
+
+_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_ESCAPED = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def body_text(body: bytes, limit: int = 500) -> str:
+    """A response body as text for an error message: its start, escapes resolved.
+
+    A server may echo the key it was sent inside JSON, spelled with escapes
+    (a backslash-u for each letter) that :func:`scrub` would not recognise;
+    here every JSON string escape in the shown part is resolved first (a
+    lone surrogate becomes U+FFFD), so the scrubber sees the key as sent.
+    At most ``limit`` characters are kept, cut before a word that the limit
+    would split (so no fragment of a key survives the cut unrecognised).
+    """
+    text = body[: max(limit, 0) * 4 + 64].decode("utf-8", "replace")
+    if "\\" in text:
+        text = _ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else _ESCAPED[m[2]], text)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = limit
+    while cut > limit - 64 and cut > 0 and (text[cut - 1].isalnum() or text[cut - 1] in "-_"):
+        cut -= 1
+    if cut <= limit - 64:
+        cut = limit  # one long word: cut it (scrub matches any 12 characters of a key)
+    return text[:cut].rstrip() + " ..."
 
 
 def scrub(text: str, secret: str | None) -> str:

@@ -47,6 +47,7 @@ from llmkit.errors import (
     ServiceUnavailableError,
     StreamInterruptedError,
     TimeoutError,
+    body_text,
 )
 from llmkit.generics import (
     ProbeResult,
@@ -168,6 +169,7 @@ __all__ = [
     "accumulate",
     "acompletion",
     "auth_headers",
+    "body_text",
     "build_call",
     "cached_dispatch",
     "capabilities",

@@ -131,6 +131,7 @@ PROVIDER_SDK = [
     "accumulate",
     "acompletion",
     "auth_headers",
+    "body_text",
     "build_call",
     "cached_dispatch",
     "capabilities",

@@ -15,10 +15,12 @@ import dataclasses
 import json
 from typing import Any, cast
 
+import httpx
 import msgspec
 import pytest
 
 import llmkit
+import llmkit_providers.ollama
 from llmkit import core
 from llmkit.keys import resolve
 from llmkit.provider import HttpCall, encode_request, prepare
@@ -173,6 +175,52 @@ def test_ollama_openai_follows_ollama_host(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("OLLAMA_HOST", "gpu-box:11434")
     _, _, config = prepare("ollama_openai", "qwen3", HI, None, False)
     assert config.api_base == "http://gpu-box:11434/v1"
+
+
+@pytest.mark.parametrize(
+    ("value", "base"),
+    [
+        ("gpu-box", "http://gpu-box:11434"),
+        ("0.0.0.0", "http://127.0.0.1:11434"),
+        (":8080", "http://127.0.0.1:8080"),
+        ("::", "http://[::1]:11434"),
+        ("https://ollama.example.com/ollama/", "https://ollama.example.com:443/ollama"),
+    ],
+)
+def test_ollama_openai_reads_ollama_host_as_ollama_does(
+    monkeypatch: pytest.MonkeyPatch, value: str, base: str
+) -> None:
+    # One reading for both keys: "gpu-box" is port 11434 for each, not 80.
+    monkeypatch.setenv("OLLAMA_HOST", value)
+    _, _, native = prepare("ollama", "qwen3", HI, None, False)
+    _, _, openai = prepare("ollama_openai", "qwen3", HI, None, False)
+    assert native.api_base == base
+    assert openai.api_base == base + "/v1"
+
+
+@pytest.mark.parametrize("value", ["http://u:p@gpu-box:1", "[::1", "gpu-box?x=1"])
+def test_ollama_openai_refuses_the_ollama_host_forms_ollama_refuses(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", value)
+    with pytest.raises(llmkit.InvalidRequestError, match="OLLAMA_HOST") as raised:
+        prepare("ollama_openai", "qwen3", HI, None, False)
+    assert raised.value.provider == "ollama_openai"
+    assert ":p@" not in str(raised.value)
+
+
+def test_ollama_openai_says_how_to_start_ollama_when_nothing_answers() -> None:
+    native = llmkit_providers.ollama.Ollama
+    assert compatible.OllamaOpenAI.connect_hint == native.connect_hint
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(refuse)) as client,
+        pytest.raises(llmkit.APIConnectionError, match="`ollama serve`"),
+    ):
+        core.completion("ollama_openai", "qwen3", HI, {"retries": 0, "http_client": client})
 
 
 # --- provider options: regions, thinking, OpenRouter's routing and headers ------

@@ -517,3 +517,31 @@ def test_backend_pooled_deadline_covers_trickled_headers(lib: ModuleType) -> Non
                 core.completion("openai", MODEL, HI, {**config, "transport": transport})
     finally:
         transport.close()
+
+
+def test_backend_threads_are_dealt_over_a_few_pooled_clients(lib: ModuleType) -> None:
+    # 16 threads share a pooled client; more get another, up to 4 per setting.
+    transport = llmkit.Transport(backend=lib.__name__)
+    config = Config()
+    start = threading.Barrier(70)
+    seen: dict[int, set[int]] = {}
+
+    def call(n: int) -> None:
+        start.wait()  # all alive at once: 70 distinct threads
+        seen[n] = {id(transport.sync_client(config)) for _ in range(3)}
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(70)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(len(ids) == 1 for ids in seen.values())  # a thread keeps its client
+        per_client: dict[int, int] = {}
+        for ids in seen.values():
+            per_client[next(iter(ids))] = per_client.get(next(iter(ids)), 0) + 1
+        assert sorted(per_client.values()) == [16, 16, 16, 16 + 6]  # the 65th wraps around
+        assert len(transport._sync) == 4
+        assert {_library_of(client) for client in transport._sync.values()} == {lib.__name__}
+    finally:
+        transport.close()

@@ -164,6 +164,20 @@ def server() -> Iterator[str]:
         process.stdout.close()
 
 
+@pytest.fixture
+def make_system() -> Iterator[Callable[[dict[str, Any]], system.System]]:
+    """``create_system``, with every system shut down after the test, even a failed one."""
+    made: list[system.System] = []
+
+    def make(config: dict[str, Any]) -> system.System:
+        made.append(system.create_system(config))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.shutdown(timeout=30, cancel=True)
+
+
 def _stats(base: str) -> dict[str, Any]:
     with urllib.request.urlopen(base + "/stats", timeout=10) as reply:
         stats: dict[str, Any] = json.load(reply)
@@ -215,13 +229,15 @@ def _fds() -> set[str]:
 
 
 @pytest.mark.parametrize("backend", ["httpx", "httpx2"])
-def test_load_every_call_ends_and_the_books_balance(server: str, backend: str) -> None:
+def test_load_every_call_ends_and_the_books_balance(
+    server: str, backend: str, make_system: Callable[[dict[str, Any]], system.System]
+) -> None:
     core.list_providers()  # entry points load outside the measure
     calls = _plan(CALLS, backend)
     seen_before = _stats(server)
     threads_before = set(threading.enumerate())
     fds_before = _fds()
-    made = system.create_system(
+    made = make_system(
         {
             "providers": {
                 "openai": {
@@ -272,7 +288,7 @@ def test_load_every_call_ends_and_the_books_balance(server: str, backend: str) -
 
     # The metrics agree with the outcomes, attempt by attempt.
     pooled = made._providers["openai"].transport._sync
-    assert [key[0] for key in pooled] == [backend]
+    assert {key[0] for key in pooled} == {backend}
     assert {type(client).__module__.split(".")[0] for client in pooled.values()} == {backend}
     counters = made.metrics()["providers"]["openai"][MODEL]
     attempts = sum(call.expected[1] for call in calls)
@@ -315,14 +331,16 @@ def test_load_every_call_ends_and_the_books_balance(server: str, backend: str) -
 
 
 @pytest.mark.parametrize("backend", ["httpx", "httpx2"])
-def test_load_shutdown_under_load_ends_every_call(server: str, backend: str) -> None:
+def test_load_shutdown_under_load_ends_every_call(
+    server: str, backend: str, make_system: Callable[[dict[str, Any]], system.System]
+) -> None:
     # shutdown(cancel=True) while calls run and wait: each still ends, in a
     # response or a typed error, and the books balance.
     core.list_providers()
     calls = _plan(min(CALLS, 600), f"shutdown-{backend}")
     threads_before = set(threading.enumerate())
     fds_before = _fds()
-    made = system.create_system(
+    made = make_system(
         {
             "providers": {
                 "openai": {"api_key": KEY, "api_base": server + "/v1", "timeout": READ_TIMEOUT}

@@ -116,6 +116,13 @@ def test_mistral_key_is_a_derived_openai_compatible_key() -> None:
         ("magistral-small-2507", False, True, False),
         ("mistral-small-latest", True, True, True),
         ("mistral-medium-latest", True, False, True),
+        ("mistral-medium-2508", True, False, True),
+        ("mistral-medium", False, False, False),
+        ("mistral-medium-2312", False, False, False),
+        ("ministral-14b-2512", True, False, False),
+        ("ministral-8b-2512", True, False, False),
+        ("ministral-3b-2512", True, False, False),
+        ("ministral-8b-2410", False, False, False),
         ("mistral-medium-3-5", True, True, True),
         ("pixtral-12b-latest", True, False, False),
         ("mistral-large-latest", True, False, True),
@@ -457,13 +464,57 @@ def test_mistral_response_text_list_without_thinking() -> None:
         ("length", "length", None),
         ("model_length", "length", "model_length"),
         ("tool_calls", "tool_calls", None),
-        ("mystery", "mystery", "mystery"),
+        ("content_filter", "content_filter", None),
+        ("banana", "stop", "banana"),
     ],
 )
 def test_mistral_finish_reasons_normalized(raw: str, normal: str, native: str | None) -> None:
     response = cast(ChatResponse, _decoded(_answer({"role": "assistant", "content": "x"}, raw)))
     assert response.choices[0].finish_reason == normal
     assert response.choices[0].native_finish_reason == native
+    chunks, _ = _events(_chunk({"content": "x"}), _chunk({"content": ""}, raw), b"[DONE]")
+    finished = accumulate(chunks).choices[0]
+    assert (finished.finish_reason, finished.native_finish_reason) == (normal, native)
+
+
+def test_mistral_unknown_finish_after_calls_is_tool_calls() -> None:
+    call = {"id": "Ab3dE6gH9", "function": {"name": "w", "arguments": "{}"}, "index": 0}
+    message = {"role": "assistant", "content": "", "tool_calls": [call]}
+    choice = cast(ChatResponse, _decoded(_answer(message, "banana"))).choices[0]
+    assert (choice.finish_reason, choice.native_finish_reason) == ("tool_calls", "banana")
+    chunks, _ = _events(
+        _chunk({"role": "assistant", "tool_calls": [call]}),
+        _chunk({"content": ""}, "banana"),
+        b"[DONE]",
+    )
+    finished = accumulate(chunks).choices[0]
+    assert (finished.finish_reason, finished.native_finish_reason) == ("tool_calls", "banana")
+
+
+def _valid_id(value: str) -> bool:
+    return len(value) == 9 and value.isascii() and value.isalnum()
+
+
+def test_mistral_tool_calls_without_ids_get_valid_distinct_ids() -> None:
+    calls = [
+        {"function": {"name": "w", "arguments": "{}"}, "index": 0},
+        {"id": None, "function": {"name": "w", "arguments": "{}"}, "index": 1},
+    ]
+    message = {"role": "assistant", "content": "", "tool_calls": calls}
+    response = cast(ChatResponse, _decoded(_answer(message, "tool_calls")))
+    ids = [call.id for call in response.tool_calls]
+    assert all(_valid_id(value) for value in ids), ids
+    assert len(set(ids)) == 2
+    # In a stream: the opening delta gets the id, the continuation joins it.
+    chunks, _ = _events(
+        _chunk({"role": "assistant", "tool_calls": [{"index": 0, "function": {"name": "w"}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}),
+        _chunk({"content": ""}, "tool_calls"),
+        b"[DONE]",
+    )
+    [call] = accumulate(chunks).tool_calls
+    assert _valid_id(call.id), call.id
+    assert (call.function.name, call.function.arguments) == ("w", '{"a": 1}')
 
 
 def test_mistral_error_finish_raises() -> None:
@@ -532,6 +583,28 @@ def test_mistral_error_envelope_in_a_200_raises_it() -> None:
     }
     with pytest.raises(llmkit.RateLimitError):
         _decoded(body)
+
+
+def test_mistral_error_envelope_beside_choices_raises_it() -> None:
+    body = {
+        **_answer({"role": "assistant", "content": "half"}),
+        "object": "error",
+        "message": "boom",
+        "type": "internal_server_error",
+    }
+    with pytest.raises(llmkit.ServiceUnavailableError, match="boom"):
+        _decoded(body)
+    _, out = _events(_chunk({"content": "a"}), {**_chunk({"content": "b"}), **body})
+    assert isinstance(out[-1], llmkit.ServiceUnavailableError)
+    assert "boom" in out[-1].message
+
+
+def test_mistral_the_word_error_in_an_answer_is_no_error() -> None:
+    answer = _answer({"role": "assistant", "content": '"error"'})
+    response = cast(ChatResponse, _decoded({**answer, "error": None}))
+    assert response.text == '"error"'
+    chunks, _ = _events(_chunk({"content": "error"}), _chunk({"content": ""}, "stop"), b"[DONE]")
+    assert accumulate(chunks).text == "error"
 
 
 @pytest.mark.parametrize(
@@ -690,12 +763,86 @@ def test_mistral_stream_call_delta_for_an_unopened_index_is_an_error() -> None:
             llmkit.RateLimitError,
         ),
         ({"detail": [{"loc": ["body", "x"], "msg": "Bad"}]}, llmkit.InvalidRequestError),
+        ({"message": "internal error"}, llmkit.ServiceUnavailableError),
+        ({"message": {"detail": "Bad"}}, llmkit.ServiceUnavailableError),
+        (
+            {"object": "error", "message": "m", "type": 5, "code": {"n": 1}},
+            llmkit.ServiceUnavailableError,
+        ),
     ],
-    ids=["server", "rate-limit", "detail"],
+    ids=["server", "rate-limit", "detail", "bare-message", "message-object", "odd-types"],
 )
 def test_mistral_stream_error_event(event: dict[str, Any], error: type[llmkit.LLMError]) -> None:
-    _, out = _events(_chunk({"content": "a"}), event)
-    assert isinstance(out[-1], error)
+    _, out = _events(_chunk({"content": "a"}), event, b"[DONE]")
+    assert type(out[1]) is error
+    assert out[1].message
+
+
+def test_mistral_stream_event_named_error_raises() -> None:
+    state = StreamState(provider="mistral", model=MODEL)
+    data = json.dumps(_chunk({"content": "a"})).encode()
+    assert isinstance(decode_event(KEY, SSEEvent(None, data, None, None), state), StreamChunk)
+    for payload in (b'{"message": "Overloaded"}', b"Overloaded", b""):
+        found = decode_event(KEY, SSEEvent("error", payload, None, None), state)
+        assert isinstance(found, llmkit.ServiceUnavailableError), payload
+        assert "Overloaded" in found.message or not payload
+
+
+def _stream_through_core(*events: bytes) -> list[Any]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=b"".join(events)
+        )
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        config = {"api_key": API_KEY, "http_client": client, "retries": 0}
+        return list(core.stream("mistral", MODEL, {"messages": HI}, config))
+
+
+@pytest.mark.parametrize(
+    "error_event",
+    [b'data: {"message":"internal error"}\n\n', b"event: error\ndata: internal error\n\n"],
+    ids=["bare-message", "event-error"],
+)
+def test_mistral_error_mid_stream_raises_with_the_servers_words(error_event: bytes) -> None:
+    first = b"data: " + json.dumps(_chunk({"role": "assistant", "content": "hi"})).encode()
+    with pytest.raises(llmkit.LLMError, match="internal error"):
+        _stream_through_core(first + b"\n\n", error_event, b"data: [DONE]\n\n")
+
+
+def test_mistral_deeply_nested_json_is_a_clear_error() -> None:
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    arguments = (
+        b'{"id":"r","choices":[{"index":0,"message":{"tool_calls":[{"function":{"arguments":'
+    )
+    body = arguments + deep + b"}}]}}]}"
+    with pytest.raises(llmkit.LLMError, match="nested too deeply") as info:
+        _decoded(body)
+    assert info.value.status == 200
+    event = b'{"id":"c","choices":[{"index":0,"delta":{"content":[{"type":"text","x":'
+    _, out = _events(event + deep + b"}]}}]}")
+    assert isinstance(out[0], llmkit.LLMError)
+    assert "nested too deeply" in out[0].message
+    error = _error(500, b'{"message":"down","x":' + deep + b"}")
+    assert type(error) is llmkit.ServiceUnavailableError
+
+
+def test_mistral_deeply_nested_json_does_not_blame_the_provider_package() -> None:
+    deep = b'{"id":"r","choices":[{"index":0,"message":{"content":[{"type":"text","x":'
+    deep += b"[" * 5000 + b"]" * 5000 + b"}]}}]}"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=deep)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(llmkit.LLMError) as info,
+    ):
+        core.mistral_completion(
+            MODEL, {"messages": HI}, api_key=API_KEY, http_client=client, retries=0
+        )
+    assert "nested too deeply" in info.value.message
+    assert "provider package" not in info.value.message
 
 
 def test_mistral_stream_garbage_event_is_an_error_and_empty_object_is_nothing() -> None:
@@ -847,6 +994,72 @@ def test_mistral_error_bodies(
     assert found.code == code
     assert found.message
     assert found.retryable is (status == 429 or status >= 500)
+
+
+def _completion_error(status: int, body: bytes) -> llmkit.LLMError:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(llmkit.LLMError) as info,
+    ):
+        core.mistral_completion(
+            MODEL, {"messages": HI}, api_key=API_KEY, http_client=client, retries=0
+        )
+    return info.value
+
+
+ESCAPED_KEY = "\\u0073" + API_KEY[1:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"x":"key ' + ESCAPED_KEY.encode() + b'","pad":"' + b"A" * 70_000 + b'"}',
+        b'{"x":"key ' + ESCAPED_KEY.encode() + b'","pad":"' + b"A" * 70_000,
+        b'{"x":"key ' + ESCAPED_KEY.encode() + b'","d":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"x":"key ' + ESCAPED_KEY.encode() + b'"}',
+    ],
+    ids=["large-json", "large-cut-json", "deep-json", "small-json"],
+)
+def test_mistral_escaped_key_in_an_error_body_is_scrubbed(body: bytes) -> None:
+    assert API_KEY not in body.decode()
+    # The codec shows the key plainly, so the scrubber finds it...
+    assert API_KEY in error_from_body(500, body, MODEL).message
+    # ...and the error the user sees holds no trace of it.
+    error = _completion_error(500, body)
+    assert type(error) is llmkit.ServiceUnavailableError
+    assert API_KEY[3:15] not in str(error)
+    assert "key ***" in error.message
+
+
+def test_mistral_large_body_escapes_resolved_whole() -> None:
+    body = b'{"x":"\\ud83d\\ude00 \\ud800 \\/ \\\\u0073","pad":"' + b"A" * 70_000 + b'"}'
+    message = error_from_body(500, body, MODEL).message
+    assert message.startswith('{"x":"\U0001f600 \ufffd / \\u0073"')
+
+
+def test_mistral_error_message_is_capped() -> None:
+    error = _completion_error(500, b'{"message":"' + b"A" * 200_000 + b'"}')
+    assert type(error) is llmkit.ServiceUnavailableError
+    assert len(error.message) < 700
+    assert "more characters" in error.message
+    assert error.message.startswith("A" * 400)
+    # The whole message is read to classify it, not just the start shown.
+    long = {"object": "error", "message": "x " * 400 + "too large for model", "type": "t"}
+    assert type(_error(400, long)) is llmkit.ContextWindowError
+
+
+@pytest.mark.parametrize("start", [440, 488, 495, 499])
+def test_mistral_message_cut_leaves_no_piece_of_a_key(start: int) -> None:
+    text = ("x " * 300)[:start] + API_KEY + " and more" * 50
+    error = error_from_body(401, json.dumps({"message": text}).encode(), MODEL)
+    assert "more characters" in error.message
+    # Whole (the scrubber's to replace) or not at all, never a piece.
+    assert API_KEY in error.message or API_KEY[:4] not in error.message
+    scrubbed = _completion_error(401, json.dumps({"message": text}).encode())
+    assert API_KEY[:4] not in str(scrubbed)
 
 
 def test_mistral_stream_error_status_from_type() -> None:

@@ -156,6 +156,65 @@ def test_keep_alive_that_is_no_duration_is_refused() -> None:
     )
 
 
+@pytest.mark.parametrize("keep", [float("nan"), float("inf"), -float("inf"), 10**30, 1e30], ids=str)
+def test_keep_alive_that_is_no_usable_number_is_refused(keep: Any) -> None:
+    # msgspec writes NaN as null, and Go's Duration overflows past 292 years.
+    _refused(
+        HI, "keep_alive .* is not a usable number of seconds", {"options": {"keep_alive": keep}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"temperature": "hot"}, "'temperature' must be a number, not 'hot'"),
+        ({"top_p": True}, "'top_p' must be a number"),
+        ({"repeat_penalty": float("nan")}, "'repeat_penalty' must be a finite number"),
+        ({"min_p": 1e39}, "'min_p' must be a finite number"),
+        ({"num_ctx": 4096.5}, "'num_ctx' must be an integer, not 4096.5"),
+        ({"num_ctx": float("nan")}, "'num_ctx' must be an integer, not nan"),
+        ({"num_predict": "64"}, "'num_predict' must be an integer"),
+        ({"top_k": 2**60}, "'top_k' must be an integer from -2\\*\\*53"),
+        ({"seed": False}, "'seed' must be an integer"),
+        ({"stop": "x"}, "'stop' must be a list of strings, not 'x'"),
+        ({"stop": ["a", 1]}, "'stop' must be a list of strings"),
+        ({"use_mmap": "yes"}, "'use_mmap' must be True or False"),
+        ({"my_option": [1.0, float("inf")]}, "'my_option' must be free of NaN"),
+    ],
+    ids=lambda v: str(v)[:30],
+)
+def test_model_options_of_the_wrong_type_are_refused(options: dict[str, Any], match: str) -> None:
+    # Ollama answers these with a 500 that looks like an outage.
+    _refused(HI, match, {"options": {"model_options": options}})
+
+
+def test_request_settings_ollama_cannot_hold_are_refused() -> None:
+    _refused({**HI, "seed": 10**30}, "'seed' must be an integer from")
+
+
+def test_model_options_of_the_right_type_are_sent_and_none_left_out() -> None:
+    options = {
+        "num_ctx": 8192,
+        "top_k": 40.0,
+        "repeat_penalty": 1,
+        "min_p": 0.05,
+        "use_mmap": False,
+        "stop": ("END",),
+        "num_ctx_future": "any JSON",
+        "mirostat": None,
+    }
+    body = _body(HI, {"options": {"model_options": options}})
+    assert body["options"] == {
+        "num_ctx": 8192,
+        "top_k": 40.0,
+        "repeat_penalty": 1,
+        "min_p": 0.05,
+        "use_mmap": False,
+        "stop": ["END"],
+        "num_ctx_future": "any JSON",
+    }
+
+
 def test_unknown_provider_option_is_refused_naming_it() -> None:
     with pytest.raises(InvalidRequestError, match="num_ctx"):
         prepare("ollama", MODEL, HI, {"options": {"num_ctx": 4096}}, False)
@@ -210,6 +269,17 @@ def test_images_become_a_base64_list_beside_the_text() -> None:
 def test_images_that_are_no_base64_data_are_refused(url: str, match: str) -> None:
     content = [{"type": "image_url", "image_url": {"url": url}}]
     _refused({"messages": [{"role": "user", "content": content}]}, match)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["@@@", "", PNG[:-2], "YW-_", "aGk=\u00e9", "aGk"],
+    ids=["symbols", "empty", "unpadded", "urlsafe", "non-ascii", "short"],
+)
+def test_image_data_that_is_no_valid_base64_is_refused(data: str) -> None:
+    # The server would answer 400 "illegal base64 data"; llmkit says it first.
+    content = [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}]
+    _refused({"messages": [{"role": "user", "content": content}]}, "not valid base64")
 
 
 def test_audio_parts_and_system_images_are_refused() -> None:
@@ -324,7 +394,8 @@ def test_tool_choice_named_forces_one_call_through_format() -> None:
         "required": ["name", "arguments"],
         "additionalProperties": False,
     }
-    assert call.framing == "ollama-forced-tool"
+    # The stream's framing carries the names the call may take.
+    assert call.framing == 'ollama-forced-tool:["get_weather"]'
 
 
 def test_tool_choice_required_forces_one_of_the_tools() -> None:
@@ -414,10 +485,35 @@ def test_forced_call_format_of_one_tool_is_the_object_itself() -> None:
         ("[::]", "http://[::1]:11434"),
         ("::", "http://[::1]:11434"),
         ("  localhost:11434  ", "http://localhost:11434"),
+        ("fe80::1%eth0", "http://[fe80::1%25eth0]:11434"),
+        ("[fe80::1%eth0]:8080", "http://[fe80::1%25eth0]:8080"),
+        ("[fe80::1%25eth0]:8080", "http://[fe80::1%25eth0]:8080"),
     ],
 )
 def test_ollama_host_forms(value: str, base: str) -> None:
     assert ollama_base_url(value) == base
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("http://u:p@gpu-box:1", "user name or password"),
+        ("u:p@gpu-box", "user name or password"),
+        ("[::1", "without its closing bracket"),
+        ("[::1]8080", "without its closing bracket"),
+        ("http://gpu-box?token=abc", "query"),
+        ("gpu-box#x", "fragment"),
+    ],
+)
+def test_ollama_host_forms_that_are_refused(value: str, match: str) -> None:
+    with pytest.raises(InvalidRequestError, match=match) as raised:
+        ollama_base_url(value, provider="ollama")
+    message = str(raised.value)
+    assert "OLLAMA_HOST" in message
+    assert raised.value.provider == "ollama"
+    # Credentials and queries are never repeated.
+    assert ":p@" not in message
+    assert "abc" not in message
 
 
 # --- answers ---------------------------------------------------------------------------
@@ -507,6 +603,41 @@ def test_made_up_ids_differ_between_answers() -> None:
     assert len(ids) == 20
 
 
+@pytest.mark.parametrize(
+    ("arguments", "read"),
+    [
+        (None, {}),
+        ('{"city": "Paris"}', {"city": "Paris"}),
+        (' {"city": "Paris"} ', {"city": "Paris"}),
+    ],
+    ids=["null", "string-of-object", "string-of-object-spaced"],
+)
+def test_tool_arguments_null_or_a_string_holding_an_object_are_read(
+    arguments: Any, read: dict[str, Any]
+) -> None:
+    call = {"function": {"name": "get_weather", "arguments": arguments}}
+    answer = _answer(_done({"content": "", "tool_calls": [call]}))
+    assert json.loads(answer.tool_calls[0].function.arguments) == read
+    chunks, pipeline = _stream([_line({"tool_calls": [call]}), _done_line()])
+    assert pipeline.error is None
+    assert json.loads(accumulate(chunks).tool_calls[0].function.arguments) == read
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["Paris", "[1]", [1], 5, True, '"nested"'],
+    ids=["string", "string-of-list", "list", "number", "bool", "string-of-string"],
+)
+def test_tool_arguments_that_are_no_object_raise(arguments: Any) -> None:
+    call = {"function": {"name": "get_weather", "arguments": arguments}}
+    with pytest.raises(LLMError, match="arguments that are not a JSON object") as raised:
+        _answer(_done({"content": "", "tool_calls": [call]}))
+    assert raised.value.provider == "ollama"
+    _, pipeline = _stream([_line({"tool_calls": [call]}), _done_line()])
+    assert isinstance(pipeline.error, LLMError)
+    assert "arguments that are not a JSON object" in pipeline.error.message
+
+
 FORCED = {**HI, "tools": [WEATHER, TIME], "tool_choice": "required"}
 
 
@@ -570,6 +701,29 @@ def test_an_error_object_in_a_200_answer_raises_it() -> None:
         decode_response(
             KEY, HttpResponse(status=200, headers={}, body=b'{"error": "runner crashed"}'), req
         )
+
+
+def test_an_answer_that_is_not_done_is_incomplete() -> None:
+    with pytest.raises(StreamInterruptedError, match="done: false: the answer is incomplete"):
+        _answer({**_done({"content": "partial"}), "done": False})
+
+
+DEEP = b'{"a":' * 5000 + b"1" + b"}" * 5000
+
+
+def test_an_answer_nested_too_deeply_is_a_clear_error() -> None:
+    call = b'{"function": {"name": "f", "arguments": ' + DEEP + b"}}"
+    body = (
+        b'{"model": "m", "done": true, "message": {"content": "", "tool_calls": [' + call + b"]}}"
+    )
+    _, req, _ = prepare("ollama", MODEL, HI, None, False)
+    with pytest.raises(LLMError, match="nested too deeply") as raised:
+        decode_response(KEY, HttpResponse(status=200, headers={}, body=body), req)
+    assert "provider package" not in raised.value.message
+    _, pipeline = _stream([body.replace(b'"done": true', b'"done": false') + b"\n"])
+    assert pipeline.error is not None
+    assert "nested too deeply" in pipeline.error.message
+    assert "provider package" not in pipeline.error.message
 
 
 # --- streams ---------------------------------------------------------------------------
@@ -692,6 +846,35 @@ def test_forced_stream_with_a_native_call_keeps_it() -> None:
     assert [(c.id, c.function.name) for c in answer.tool_calls] == [("call_n", "get_time")]
 
 
+@pytest.mark.parametrize(
+    ("name", "is_call"), [("get_weather", True), ("other", False)], ids=["forced", "unknown"]
+)
+def test_forced_stream_checks_the_name_as_the_whole_answer_does(name: str, is_call: bool) -> None:
+    # The framing of the call's own request carries the names it may take.
+    framing = _call({**HI, "tools": [WEATHER, TIME], "tool_choice": "required"}, stream=True)
+    content = json.dumps({"name": name, "arguments": {"city": "Paris"}})
+    chunks, pipeline = _stream([_line({"content": content}), _done_line()], framing.framing)
+    assert pipeline.error is None
+    answer = accumulate(chunks)
+    assert [c.function.name for c in answer.tool_calls] == ([name] if is_call else [])
+    assert answer.text == ("" if is_call else content)
+    whole = _answer(_done({"content": content}), FORCED)
+    assert [c.function.name for c in whole.tool_calls] == [
+        c.function.name for c in answer.tool_calls
+    ]
+
+
+def test_forced_framings_stay_bounded() -> None:
+    tools = [{"type": "function", "function": {"name": f"tool_{i}"}} for i in range(80)]
+    for i in range(80):
+        choice = {"type": "function", "function": {"name": f"tool_{i}"}}
+        _call({**HI, "tools": tools, "tool_choice": choice}, stream=True)
+    named = llmkit_providers.ollama._NAMED_FRAMINGS
+    assert len(named) == 64
+    assert 'ollama-forced-tool:["tool_79"]' in named
+    assert 'ollama-forced-tool:["tool_0"]' not in named
+
+
 def test_stream_error_line_raises_after_the_text_before_it() -> None:
     chunks, pipeline = _stream(
         [
@@ -711,6 +894,14 @@ def test_stream_without_a_done_line_is_interrupted() -> None:
     chunks, pipeline = _stream([_line({"content": "Once upon"})])
     assert [c.text for c in chunks] == ["Once upon"]
     assert isinstance(pipeline.error, StreamInterruptedError)
+
+
+def test_stream_error_line_without_a_message_says_so() -> None:
+    _, pipeline = _stream([_line({"content": "a"}), b'{"error": ""}\n'])
+    assert pipeline.error is not None
+    assert pipeline.error.message.startswith(
+        "the Ollama server reported an error without saying which. The stream broke off"
+    )
 
 
 def test_stream_line_that_is_no_json_raises() -> None:
@@ -795,16 +986,79 @@ def test_error_bodies_map_by_status_and_message(
     assert says in error.message
 
 
-def test_capabilities_claim_what_the_api_carries() -> None:
-    caps = cast(Capabilities, capabilities(KEY, "anything:7b"))
-    assert (caps.streaming, caps.tools, caps.parallel_tool_calls, caps.vision) == (
-        True,
-        True,
-        True,
-        True,
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": "option \\"temperature\\" must be of type float32"}',
+        b'{"error": "option \\"stop\\" must be of an array of strings"}',
+        b'{"error": "invalid format: \\"\\\\\\"xml\\\\\\"\\"; expected \\"json\\" or a valid JSON Schema"}',
+    ],
+    ids=["type", "array", "format"],
+)
+def test_a_500_for_a_request_the_server_cannot_use_is_not_retryable(body: bytes) -> None:
+    error = _error(500, body)
+    assert type(error) is InvalidRequestError
+    assert not error.retryable
+    assert "no retry mends it" in error.message
+
+
+def test_long_error_messages_are_cut() -> None:
+    error = _error(500, json.dumps({"error": "A" * 200_000}).encode())
+    assert error.message.startswith("A" * 500 + " .... ")
+    assert len(error.message) < 700
+    _, pipeline = _stream([_line({"content": "a"}), json.dumps({"error": "B" * 200_000}).encode()])
+    assert pipeline.error is not None
+    assert len(pipeline.error.message) < 700
+
+
+@pytest.mark.parametrize(
+    ("model", "tools", "vision", "reasoning"),
+    [
+        ("llama3.2", True, False, False),
+        ("llama3.2:1b", True, False, False),
+        ("llama3.2-vision:11b", False, True, False),
+        ("llama3", False, False, False),
+        ("llama4:scout", True, True, False),
+        ("qwen3:8b", True, False, True),
+        ("qwen3:30b-a3b-instruct-2507-q4_K_M", True, False, False),
+        ("qwen3-coder:30b", True, False, False),
+        ("qwen3-vl:8b", True, True, True),
+        ("qwen2.5vl:7b", False, True, False),
+        ("deepseek-r1:8b", True, False, True),
+        ("gpt-oss:20b", True, False, True),
+        ("magistral", True, False, True),
+        ("gemma3", False, True, False),
+        ("gemma3:1b", False, False, False),
+        ("gemma3:270m", False, False, False),
+        ("mistral-small3.1:24b", True, True, False),
+        ("llava:13b", False, True, False),
+        ("phi4-reasoning:14b", False, False, False),
+        ("cogito:8b", True, False, False),
+        ("registry.ollama.ai/library/qwen3:8b", True, False, True),
+        ("hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M", True, False, True),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_capabilities_follow_the_model_family(
+    model: str, tools: bool, vision: bool, reasoning: bool
+) -> None:
+    caps = cast(Capabilities, capabilities(KEY, model))
+    assert (caps.tools, caps.parallel_tool_calls, caps.vision, caps.reasoning) == (
+        tools,
+        tools,
+        vision,
+        reasoning,
     )
-    assert (caps.json_mode, caps.json_schema, caps.reasoning) == (True, True, True)
+    # What the server does for any model.
+    assert (caps.streaming, caps.json_mode, caps.json_schema) == (True, True, True)
     assert (caps.audio_input, caps.file_input, caps.embeddings) == (False, False, False)
+
+
+@pytest.mark.parametrize("model", ["", "my-own-model:latest", "hf.co/someone/Foo-GGUF"])
+def test_capabilities_of_no_known_family_are_the_servers_only(model: str) -> None:
+    assert capabilities(KEY, model) == Capabilities(
+        streaming=True, json_mode=True, json_schema=True
+    )
 
 
 def test_key_data() -> None:

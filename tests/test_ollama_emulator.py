@@ -393,6 +393,53 @@ def test_an_error_line_mid_stream_raises_it(ollama: OllamaEmulator) -> None:
         stream.collect()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"model_options": {"temperature": "hot"}},
+        {"model_options": {"stop": "x"}},
+        {"model_options": {"num_ctx": float("nan")}},
+        {"keep_alive": float("nan")},
+        {"keep_alive": 10**30},
+    ],
+    ids=["temperature-str", "stop-str", "num_ctx-nan", "keep_alive-nan", "keep_alive-huge"],
+)
+def test_options_ollama_cannot_use_are_refused_before_any_request(
+    ollama: OllamaEmulator, options: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        core.completion("ollama", "qwen3", HI, _config(ollama, retries=2, options=options))
+    assert not raised.value.retryable
+    assert ollama.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_the_servers_500_for_an_option_of_the_wrong_type_is_not_retried(
+    ollama: OllamaEmulator, stream: bool
+) -> None:
+    # extra_body goes out unchecked: the server's own check answers.
+    request = {**HI, "extra_body": {"options": {"temperature": "hot"}}}
+    config = _config(ollama, retries=2)
+
+    def call() -> object:
+        if stream:
+            return core.stream("ollama", "qwen3", request, config).collect()
+        return core.completion("ollama", "qwen3", request, config)
+
+    with pytest.raises(InvalidRequestError, match='option "temperature" must be of type float32'):
+        call()
+    assert len(ollama.requests) == 1
+
+
+def test_image_data_that_is_no_base64_never_reaches_the_server(ollama: OllamaEmulator) -> None:
+    content = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]
+    with pytest.raises(InvalidRequestError, match="not valid base64"):
+        core.completion(
+            "ollama", "qwen3", {"messages": [{"role": "user", "content": content}]}, _config(ollama)
+        )
+    assert ollama.requests == []
+
+
 def test_json_schema_and_think_end_to_end(ollama: OllamaEmulator) -> None:
     ollama.enqueue(Reply.text('{"name": "cat"}', reasoning="A cat it is."))
     fmt = {"type": "json_schema", "json_schema": {"name": "animal", "schema": {"type": "object"}}}

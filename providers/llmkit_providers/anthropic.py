@@ -95,6 +95,7 @@ from llmkit.provider import (
     ToolChoice,
     Usage,
     auth_headers,
+    body_text,
     capabilities,
     decode_error,
     decode_event,
@@ -1065,7 +1066,7 @@ def error_from_body(
     if status is None:
         status = _STATUS_OF_TYPE.get(kind, 500)
     if not message:
-        message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}, no body"
+        message = body_text(body) or f"HTTP {status}, no body"
     error = _classify(key, status, message, kind or None, model)
     error.request_id = request_id
     return error

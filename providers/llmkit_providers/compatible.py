@@ -22,7 +22,8 @@ of its own: they share the OpenAI codec, and with it its speed.
 * ``vllm``: ``http://localhost:8000/v1``, no key (``VLLM_API_KEY`` if set);
 * ``lmstudio``: ``http://localhost:1234/v1``, no key;
 * ``llamacpp``: ``http://localhost:8080/v1``, no key;
-* ``ollama_openai``: ``http://localhost:11434/v1`` (``OLLAMA_HOST`` + ``/v1``), no key.
+* ``ollama_openai``: ``http://localhost:11434/v1`` (``OLLAMA_HOST``, read as
+  ``ollama`` reads it, + ``/v1``), no key.
 
 ``kimi`` is an alias of ``moonshot``: a key class that only renames it, so
 it shares every method and quirk (see :class:`Kimi`).
@@ -49,6 +50,7 @@ from llmkit.provider import (
     ProviderNotFoundError,
     prepare,
 )
+from llmkit_providers._ollama_host import CONNECT_HINT, DEFAULT_PORT, ollama_base_url
 from llmkit_providers.openai import OpenAICompatible
 
 __all__ = [
@@ -392,16 +394,29 @@ class LlamaCpp(OpenAICompatible):
 class OllamaOpenAI(OpenAICompatible):
     """Ollama's OpenAI-compatible ``/v1`` endpoint; no key; ``OLLAMA_HOST`` moves it.
 
-    Reasoning arrives as ``reasoning`` and goes back the same way.
+    ``OLLAMA_HOST`` is read as the native ``ollama`` key reads it
+    (``gpu-box`` is ``http://gpu-box:11434/v1``). Reasoning arrives as
+    ``reasoning`` and goes back the same way.
     """
 
     __slots__ = ()
     name = "ollama_openai"
-    default_base_url = "http://localhost:11434/v1"
+    default_base_url = f"http://localhost:{DEFAULT_PORT}/v1"
     base_url_env = "OLLAMA_HOST"
     base_url_env_path = "/v1"
+    connect_hint = CONNECT_HINT
     reasoning_echo = "reasoning"
     base_capabilities = _LOCAL
+
+    @classmethod
+    def base_url_from_env(cls, value: str) -> str:
+        """``OLLAMA_HOST`` read as Ollama reads it; ``/v1`` is appended to it.
+
+        Raises:
+            InvalidRequestError: the value holds credentials, a query, or an
+                unclosed IPv6 bracket.
+        """
+        return ollama_base_url(value, provider=cls.name)
 
 
 # --- endpoints registered at run time ---------------------------------------------

@@ -80,6 +80,7 @@ from llmkit.provider import (
     ToolChoice,
     Usage,
     auth_headers,
+    body_text,
     capabilities,
     decode_error,
     decode_event,
@@ -1079,7 +1080,7 @@ def error_from_body(status: int | None, body: bytes, model: str | None) -> LLMEr
         envelope = envelope[0] if envelope else None
     wire = envelope.error if envelope is not None else None
     if wire is None:
-        shown = body[:500].decode("utf-8", "replace").strip()
+        shown = body_text(body)
         wire = _Status(message=shown or f"HTTP {status} with an empty body")
     return _classify(status, wire, model)
 

@@ -48,10 +48,15 @@ Choices made where the two shapes differ:
 * ``max_completion_tokens`` is sent as ``max_tokens`` (and wins over it);
   ``developer`` messages go as ``system``; ``user`` and the ``name`` of
   non-tool messages are left out; a streamed call sends no ``stream_options``;
-* ``model_length`` finishes with ``length`` (the raw value kept in
-  ``native_finish_reason``); an ``error`` finish raises
+* ``model_length`` finishes with ``length``, a reason not listed above with
+  ``stop`` (``tool_calls`` after calls), the raw value kept in
+  ``native_finish_reason``; an ``error`` finish raises
   :class:`~llmkit.provider.ServiceUnavailableError`, since the answer is
   broken, not finished;
+* an error object wins over choices beside it; in a stream, an event that
+  holds one (or a bare ``message``), and an ``event: error`` whose data is
+  no chunk, raise; messages are cut to about 500 characters;
+* a tool call that comes without an id gets a fresh valid one;
 * file parts become ``document_url`` chunks (a ``data:`` or ``https:`` URL)
   or ``file`` chunks (an uploaded ``file_id``); audio parts ``input_audio``.
 """
@@ -60,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import secrets
 import string
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -102,6 +108,7 @@ from llmkit.provider import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    body_text,
     decode_error,
     decode_event,
     decode_response,
@@ -157,9 +164,14 @@ class Mistral(OpenAICompatible):
     base_capabilities = _BASE
     model_flags = MappingProxyType(
         {
+            # Mistral Medium 3 onwards reads images and documents; the first
+            # Mistral Medium (``mistral-medium``, ``mistral-medium-2312``) does not.
             "vision": (
                 "pixtral",
-                "mistral-medium",
+                "mistral-medium-latest",
+                "mistral-medium-2505",
+                "mistral-medium-2508",
+                "mistral-medium-3",
                 "mistral-small-latest",
                 "mistral-small-2503",
                 "mistral-small-2506",
@@ -170,8 +182,18 @@ class Mistral(OpenAICompatible):
                 "magistral-small-latest",
                 "magistral-medium-2509",
                 "magistral-small-2509",
+                "ministral-3b-2512",
+                "ministral-8b-2512",
+                "ministral-14b",
             ),
-            "file_input": ("mistral-medium", "mistral-small-latest", "mistral-large-latest"),
+            "file_input": (
+                "mistral-medium-latest",
+                "mistral-medium-2505",
+                "mistral-medium-2508",
+                "mistral-medium-3",
+                "mistral-small-latest",
+                "mistral-large-latest",
+            ),
             "reasoning": (
                 "magistral",
                 "mistral-small-latest",
@@ -187,8 +209,9 @@ _ENCODE = msgspec.json.Encoder()
 _DECODE_CHUNK = msgspec.json.Decoder(StreamChunk)
 _DECODE_RESPONSE = msgspec.json.Decoder(ChatResponse)
 _DONE: Final = b"[DONE]"
+_ERROR_MARK: Final = b'"error"'
 # Finish reasons that need no normalizing.
-_USUAL: Final = frozenset({None, "stop", "length", "tool_calls"})
+_USUAL: Final = frozenset({None, "stop", "length", "tool_calls", "content_filter"})
 _ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
 _PLAIN_PARTS: Final = (TextPart, ImagePart)
 _EMPTY_PARAMETERS: Final[Mapping[str, Any]] = MappingProxyType({"type": "object", "properties": {}})
@@ -506,18 +529,19 @@ def _usage(wire: _Usage | None) -> Usage | None:
     )
 
 
-_FINISH: Final[Mapping[str, str]] = MappingProxyType(
-    {"stop": "stop", "length": "length", "model_length": "length", "tool_calls": "tool_calls"}
-)
+_FINISH: Final[Mapping[str, str]] = MappingProxyType({"model_length": "length"})
 
 
-def _finish(raw: str | None, model: str) -> tuple[str | None, str | None]:
+def _finish(raw: str | None, model: str, called: bool) -> tuple[str | None, str | None]:
     """The normalized finish reason and the raw one where they differ.
+
+    A reason Mistral may add later ends the turn as ``stop`` (``tool_calls``
+    when the choice made calls), as the other codecs read unknown reasons.
 
     Raises:
         ServiceUnavailableError: Mistral finished with ``error``.
     """
-    if raw is None or raw in ("stop", "length", "tool_calls"):
+    if raw is None or raw in _USUAL:
         return raw, None
     if raw == "error":
         raise ServiceUnavailableError(
@@ -526,7 +550,7 @@ def _finish(raw: str | None, model: str) -> tuple[str | None, str | None]:
             provider=_NAME,
             model=model,
         )
-    normal = _FINISH.get(raw, raw)
+    normal = _FINISH.get(raw) or ("tool_calls" if called else "stop")
     return normal, raw
 
 
@@ -563,12 +587,18 @@ def _arguments(value: str | dict[str, Any] | None) -> str:
     return value if isinstance(value, str) else _ENCODE.encode(value).decode()
 
 
+def _fresh_id() -> str:
+    # A call the server sent without an id still needs one its tool result can
+    # name, and one Mistral takes back in the history.
+    return "".join(secrets.choice(_ALPHABET) for _ in range(9))
+
+
 def _tool_calls(calls: list[_Call] | None) -> list[ToolCall] | None:
     if not calls:
         return None
     return [
         ToolCall(
-            id=call.id or "",
+            id=call.id or _fresh_id(),
             type=call.type or "function",
             function=FunctionCall(
                 name=(call.function.name if call.function else None) or "",
@@ -582,8 +612,8 @@ def _tool_calls(calls: list[_Call] | None) -> list[ToolCall] | None:
 def _choice(choice: _Choice, model: str) -> Choice:
     wire = choice.message or _Message()
     text, reasoning, thinking = _parts(wire.content)
-    finish, native = _finish(choice.finish_reason, model)
     calls = _tool_calls(wire.tool_calls)
+    finish, native = _finish(choice.finish_reason, model, bool(calls))
     message = Message(
         role="assistant",
         content=text if text is not None or not calls else None,
@@ -631,6 +661,21 @@ def _shared(data: bytes) -> ChatResponse | None:
 
 @decode_response.dispatch
 def _decode_response(key: Mistral, response: HttpResponse, request: ChatRequest) -> Any:
+    try:
+        return _read_response(response, request)
+    except RecursionError:
+        raise _not_a_completion(
+            response, request.model, "its JSON is nested too deeply to read"
+        ) from None
+
+
+def _read_response(response: HttpResponse, request: ChatRequest) -> ChatResponse:
+    # An error envelope wins over choices beside it (quoted "error" is only
+    # ever a key or a value, never text, which JSON escapes as \"error\").
+    if _ERROR_MARK in response.body:
+        error = _error_in(response.body, request.model, marked=True)
+        if error is not None:
+            raise error
     decoded = _shared(response.body)
     if decoded is not None:
         return decoded
@@ -773,19 +818,27 @@ def _settled(
     runs: dict[int, _Thinking] | None = state.data.get(_NAME)
     changed = False
     out = []
+    opened: set[tuple[int, int]] | None = state.data.get(_CALLS)
     for choice in chunk.choices:
         delta = choice.delta
-        if delta.tool_calls and _unopened(choice.index, delta.tool_calls, state):
-            return LLMError(
-                "mistral sent a tool call delta for an index it never opened (no id or name "
-                "came first); the stream is corrupt, retry the call",
-                provider=_NAME,
-                model=state.model,
-            )
+        if delta.tool_calls:
+            if opened is None:
+                opened = state.data[_CALLS] = set()
+            calls = _opened_calls(choice.index, delta.tool_calls, opened)
+            if calls is None:
+                return LLMError(
+                    "mistral sent a tool call delta for an index it never opened (no id or "
+                    "name came first); the stream is corrupt, retry the call",
+                    provider=_NAME,
+                    model=state.model,
+                )
+            if calls is not delta.tool_calls:
+                delta = msgspec.structs.replace(delta, tool_calls=calls)
         finish, native = choice.finish_reason, None
         if finish is not None:
+            called = opened is not None and any(slot[0] == choice.index for slot in opened)
             try:
-                finish, native = _finish(finish, state.model)
+                finish, native = _finish(finish, state.model, called)
             except LLMError as error:
                 return error
         run = runs.get(choice.index) if runs else None
@@ -808,19 +861,31 @@ def _settled(
     return msgspec.structs.replace(chunk, choices=out, usage=usage) if changed else chunk
 
 
-def _unopened(index: int, calls: list[ToolCallDelta], state: StreamState) -> bool:
-    """Record the tool calls ``calls`` open; return whether one continues a call never opened."""
-    opened: set[tuple[int, int]] = state.data.setdefault("mistral_calls", set())
-    for call in calls:
+def _opened_calls(
+    index: int, calls: list[ToolCallDelta], opened: set[tuple[int, int]]
+) -> list[ToolCallDelta] | None:
+    """``calls`` with an id on each call they open, recorded in ``opened``.
+
+    ``None`` when one continues a call never opened.
+    """
+    out = calls
+    for i, call in enumerate(calls):
         slot = (index, call.index)
-        if call.id or (call.function is not None and call.function.name):
-            opened.add(slot)
-        elif slot not in opened:
-            return True
-    return False
+        if slot in opened:
+            continue
+        if not call.id and not (call.function is not None and call.function.name):
+            return None
+        opened.add(slot)
+        if not call.id:
+            if out is calls:
+                out = list(calls)
+            out[i] = msgspec.structs.replace(call, id=_fresh_id())
+    return out
 
 
 _NO_THINKING: Final[frozenset[int]] = frozenset()
+# State key of the (choice, call) slots a stream has opened.
+_CALLS: Final = "mistral_calls"
 
 
 @decode_event.dispatch
@@ -830,35 +895,53 @@ def _decode_event(key: Mistral, event: SSEEvent, state: StreamState) -> Any:
         state.done = True
         return None
     thinking_at: AbstractSet[int] = _NO_THINKING
+    # An ``event: error`` is told by its name once its data proved no chunk,
+    # which keeps the test off the path of every chunk.
     try:
-        chunk = _DECODE_CHUNK.decode(data)
-    except msgspec.DecodeError:
-        # Thinking pieces (content lists) and object arguments: Mistral's own shapes.
-        decoded = _wire_chunk(data, state)
-        if isinstance(decoded, LLMError):
-            return decoded
-        chunk, thinking_at = decoded
-    if not chunk.choices and chunk.usage is None and not chunk.id:
-        return _error_in(data, state.model)
-    if not state.data:
-        # The common chunk: text, a usual finish, no cached-token count to read.
-        for choice in chunk.choices:
-            if choice.delta.tool_calls or choice.finish_reason not in _USUAL:
-                break
-        else:
-            if chunk.usage is None or b'"num_cached' not in data:
-                return chunk
-    return _settled(chunk, data, state, thinking_at)
+        try:
+            chunk = _DECODE_CHUNK.decode(data)
+        except msgspec.DecodeError:
+            if event.event == "error":
+                return error_from_body(None, data, state.model)
+            # Thinking pieces (content lists) and object arguments: Mistral's own shapes.
+            decoded = _wire_chunk(data, state)
+            if isinstance(decoded, LLMError):
+                return decoded
+            chunk, thinking_at = decoded
+        if not chunk.choices and chunk.usage is None and not chunk.id:
+            if event.event == "error":
+                return error_from_body(None, data, state.model)
+            return _error_in(data, state.model)
+        if chunk.object == "error":
+            # An error object wins over choices beside it.
+            return error_from_body(None, data, state.model)
+        if not state.data:
+            # The common chunk: text, a usual finish, no cached-token count to read.
+            for choice in chunk.choices:
+                if choice.delta.tool_calls or choice.finish_reason not in _USUAL:
+                    break
+            else:
+                if chunk.usage is None or b'"num_cached' not in data:
+                    return chunk
+        return _settled(chunk, data, state, thinking_at)
+    except RecursionError:
+        return LLMError(
+            "mistral sent a stream event whose JSON is nested too deeply to read; the "
+            "stream is corrupt, retry the call",
+            provider=_NAME,
+            model=state.model,
+        )
 
 
 # --- errors ---------------------------------------------------------------------------------
 
 
 class _ErrorBody(msgspec.Struct):
-    object: str | None = None
+    # Loosely typed: an error body of an unexpected shape must still be read.
+    object: Any = None
     message: Any = None
-    type: str | None = None
-    code: str | int | None = None
+    type: Any = None
+    code: Any = None
     detail: Any = None
     error: Any = None
 
@@ -906,10 +989,10 @@ def _message_of(found: _ErrorBody) -> str:
     message = found.message
     if isinstance(message, str) and message.startswith('{"detail"'):
         # Some answers hold the validation errors as a JSON string.
-        with contextlib.suppress(msgspec.DecodeError):
+        with contextlib.suppress(msgspec.DecodeError, RecursionError):
             message = _DECODE_ANY.decode(message)
     if isinstance(message, dict):
-        return _detail(message.get("detail")) or _ENCODE.encode(message).decode()[:500]
+        return _detail(message.get("detail")) or _ENCODE.encode(message).decode()
     if isinstance(message, str) and message:
         return message
     if found.detail is not None:
@@ -923,23 +1006,55 @@ def _message_of(found: _ErrorBody) -> str:
 
 
 def _shown_body(body: bytes) -> str:
-    # JSON is shown re-encoded, so escapes a server used cannot hide an echoed
-    # key from the scrubber; only the start of a huge body is looked at.
+    # What the scrubber sees must hold an echoed key as plain text, never as
+    # "\u0073k-...": JSON is shown re-encoded, and the start of a body too big
+    # (or too deep) to decode is shown with its escapes resolved.
     if len(body) <= 65_536:
         try:
-            return _ENCODE.encode(_DECODE_ANY.decode(body)).decode()[:500]
-        except (msgspec.DecodeError, UnicodeError):
+            return _ENCODE.encode(_DECODE_ANY.decode(body)).decode()
+        except (msgspec.DecodeError, UnicodeError, RecursionError):
             pass
-    return body[:500].decode("utf-8", "replace").strip()
+    return body_text(body, 4096)
 
 
-def _error_in(data: bytes, model: str | None) -> LLMError | None:
-    """The error a 200 body or a stream event holds, or ``None`` when it holds none."""
+_SHOWN: Final = 500
+_WORD: Final = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def _capped(message: str) -> str:
+    """``message`` cut to about 500 characters, saying how much was left out."""
+    if len(message) <= _SHOWN:
+        return message
+    cut = _SHOWN
+    if message[cut - 1] in _WORD and message[cut] in _WORD:
+        # The scrubber replaces a key only from its first 12 characters on, so
+        # a cut must not leave a shorter start of one: end before the word.
+        start = cut - 1
+        while start > _SHOWN - 64 and message[start - 1] in _WORD:
+            start -= 1
+        if start > _SHOWN - 64:
+            cut = start
+    return f"{message[:cut].rstrip()} ... ({len(message) - cut} more characters)"
+
+
+def _said(value: Any) -> bool:
+    return isinstance(value, (str, dict, list)) and bool(value)
+
+
+def _error_in(data: bytes, model: str | None, *, marked: bool = False) -> LLMError | None:
+    """The error a 200 body or a stream event holds, or ``None`` when it holds none.
+
+    With ``marked``, only a body that says it is an error (``"object":
+    "error"`` or an ``error`` field) counts; otherwise a bare ``message`` or
+    ``detail`` does too, since nothing else comes without choices or an id.
+    """
     try:
         found = _DECODE_ERROR.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
-    if found.object == "error" or found.error is not None or found.detail is not None:
+    if found.object == "error" or found.error is not None:
+        return error_from_body(None, data, model)
+    if not marked and (found.detail is not None or _said(found.message)):
         return error_from_body(None, data, model)
     return None
 
@@ -955,12 +1070,13 @@ def error_from_body(status: int | None, body: bytes, model: str | None) -> LLMEr
     kind: str | None = None
     try:
         found = _DECODE_ERROR.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         found = None
     if found is not None:
         message = _message_of(found)
-        kind = found.type
-        code = None if found.code is None else str(found.code)
+        kind = found.type if isinstance(found.type, str) else None
+        raw = found.code
+        code = str(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
         error = found.error
         if isinstance(error, dict):
             kind = kind or (error.get("type") if isinstance(error.get("type"), str) else None)
@@ -977,7 +1093,9 @@ def _classify(
     status: int, message: str, code: str | None, kind: str | None, model: str | None
 ) -> LLMError:
     common: dict[str, Any] = {"provider": _NAME, "model": model, "status": status, "code": code}
-    if "maximum context length" in message or "too large for model" in message:
+    # The whole message is read to classify; only its start is shown.
+    whole, message = message, _capped(message)
+    if "maximum context length" in whole or "too large for model" in whole:
         return ContextWindowError(f"{message} Shorten the messages or lower max_tokens.", **common)
     if status == 401:
         return AuthenticationError(f"{message} Check MISTRAL_API_KEY or api_key=.", **common)

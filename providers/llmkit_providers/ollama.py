@@ -41,7 +41,15 @@ Choices made where the two shapes differ:
 * ``finish_reason`` is ``tool_calls`` when the answer holds calls (Ollama
   says ``stop``), ``length`` for ``length``, else ``stop``; the raw value
   stays in ``native_finish_reason``;
-* remote image URLs are refused (a codec does not fetch): send ``data:`` URLs.
+* remote image URLs are refused (a codec does not fetch): send ``data:`` URLs,
+  whose base64 is checked before the call;
+* tool-call arguments the server sends must be an object (``null``, which
+  Go writes for an empty map, is ``{}``; a string holding a JSON object is
+  read as that object); anything else raises ``LLMError``;
+* ``options`` entries Ollama knows (``num_ctx``, ``temperature``, ``stop``...)
+  are checked for type and range before the call: the server answers a
+  wrong type with a 500 that is no outage, so that 500 is not retried either;
+* capabilities are per model family (:mod:`llmkit_providers._ollama_models`).
 
 Provider options (``Config(options=...)``, :class:`OllamaOptions`): ``think``,
 ``keep_alive`` and ``model_options`` (more ``options`` entries, ``num_ctx``
@@ -50,16 +58,19 @@ the usual one).
 
 from __future__ import annotations
 
+import binascii
 import contextlib
+import functools
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from typing import Any, Final, Literal
 
 import msgspec
 
 from llmkit.provider import (
     AuthenticationError,
-    Capabilities,
     ChatRequest,
     ChatResponse,
     Choice,
@@ -82,6 +93,7 @@ from llmkit.provider import (
     RateLimitError,
     ServiceUnavailableError,
     StreamChunk,
+    StreamInterruptedError,
     StreamState,
     TextPart,
     Tool,
@@ -90,6 +102,7 @@ from llmkit.provider import (
     ToolChoice,
     Usage,
     auth_headers,
+    body_text,
     capabilities,
     decode_error,
     decode_event,
@@ -97,6 +110,14 @@ from llmkit.provider import (
     encode_request,
     probe,
     register_framing,
+    unregister_framing,
+)
+from llmkit_providers._ollama_host import CONNECT_HINT, DEFAULT_PORT, ollama_base_url
+from llmkit_providers._ollama_models import model_capabilities
+from llmkit_providers._ollama_options import (
+    INTEGER_LIMIT,
+    keep_alive_problem,
+    options_problem,
 )
 
 __all__ = [
@@ -109,18 +130,12 @@ __all__ = [
     "ollama_base_url",
 ]
 
-#: The port a scheme-less ``OLLAMA_HOST`` (``gpu-box``) means, as ``ollama serve`` uses.
-DEFAULT_PORT: Final = 11434
 _PATH: Final = "/api/chat"
 # What the stream of a call that forces a tool is framed with: NDJSON, with
-# an empty first event that tells the decoder to read the answer as a call.
+# a first event (the mark, never a JSON line) that tells the decoder to read
+# the answer as a call: empty, or NUL and the JSON list of the names allowed.
 _FORCED_FRAMING: Final = "ollama-forced-tool"
-_HINT: Final = (
-    "Is Ollama running there? Start it with `ollama serve`, or point OLLAMA_HOST "
-    "(or api_base) at the server"
-)
-# Go's time.ParseDuration: "5m", "1h30m", "-1s", "0".
-_DURATION: Final = re.compile(r"-?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+)")
+_MARK: Final = b"\x00"
 
 
 class OllamaOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -144,39 +159,6 @@ class OllamaOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     model_options: dict[str, Any] | None = None
 
 
-def ollama_base_url(value: str) -> str:
-    """The base URL an ``OLLAMA_HOST`` value names, read as Ollama's own clients read it.
-
-    A value without a scheme is ``http`` on port 11434 (``gpu-box`` is
-    ``http://gpu-box:11434``, ``:8080`` is ``http://127.0.0.1:8080``); with a
-    scheme and no port the scheme's port. ``0.0.0.0`` and ``::`` are the
-    addresses a server listens on to be reached from anywhere, not ones to
-    connect to (Windows refuses them): they stand for this machine, as
-    ``127.0.0.1`` and ``::1``.
-    """
-    scheme, sep, rest = value.strip().partition("://")
-    if sep:
-        scheme = scheme.lower()
-        port = "443" if scheme == "https" else "80"
-    else:
-        scheme, rest, port = "http", value.strip(), str(DEFAULT_PORT)
-    authority, _, path = rest.partition("/")
-    if authority.startswith("["):
-        host, _, tail = authority[1:].partition("]")
-        if tail.startswith(":") and tail[1:]:
-            port = tail[1:]
-    elif authority.count(":") == 1:
-        host, _, given = authority.partition(":")
-        port = given or port
-    else:
-        host = authority  # a name, an IPv4 address, or a bare IPv6 one
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host) or "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    path = path.strip("/")
-    return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "")
-
-
 class Ollama(ProviderKey):
     """Ollama's native API (``/api/chat``); no key; ``OLLAMA_HOST`` moves it.
 
@@ -189,12 +171,17 @@ class Ollama(ProviderKey):
     default_base_url = f"http://localhost:{DEFAULT_PORT}"
     base_url_env = "OLLAMA_HOST"
     options_type = OllamaOptions
-    connect_hint = _HINT
+    connect_hint = CONNECT_HINT
 
     @classmethod
     def base_url_from_env(cls, value: str) -> str:
-        """``OLLAMA_HOST`` read as Ollama reads it (see :func:`ollama_base_url`)."""
-        return ollama_base_url(value)
+        """``OLLAMA_HOST`` read as Ollama reads it (see :func:`ollama_base_url`).
+
+        Raises:
+            InvalidRequestError: the value holds credentials, a query, or an
+                unclosed IPv6 bracket.
+        """
+        return ollama_base_url(value, provider=cls.name)
 
 
 _NO_OPTIONS: Final = OllamaOptions()
@@ -219,6 +206,19 @@ def _image(url: str, where: str, model: str) -> str:
         head, sep, data = url.partition(",")
         if not sep or not head.lower().endswith(";base64"):
             raise _bad(f"{where} is a data: URL that is not base64; encode it as base64", model)
+        try:
+            # What Go's JSON decoding of the server's []byte takes: standard
+            # alphabet, padded. Checked here, or the server answers 400.
+            valid = bool(binascii.a2b_base64(data, strict_mode=True))
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise _bad(
+                f"{where} is a data: URL whose data is empty or not valid base64 (the standard "
+                "alphabet A-Z a-z 0-9 + /, padded with =); encode the image bytes with "
+                "base64.b64encode",
+                model,
+            )
         return data
     if url.startswith(("https://", "http://")):
         raise _bad(
@@ -388,9 +388,18 @@ def _format(request: ChatRequest, forced: list[str] | None) -> Any:
 
 
 def _model_options(request: ChatRequest, options: OllamaOptions) -> dict[str, Any] | None:
-    wire = dict(options.model_options) if options.model_options else {}
+    given = options.model_options
+    wire: dict[str, Any] = {}
+    if given:
+        # None leaves an option unset, as Ollama reads a null.
+        wire = {name: value for name, value in given.items() if value is not None}
+        _refuse_options(wire, request.model)
+    # The request's own settings are checked by ChatRequest, but for the
+    # size of its integers, which Ollama reads through a float64.
     limit = request.max_completion_tokens or request.max_tokens
     if limit is not None:
+        if limit > INTEGER_LIMIT:
+            _refuse_options({"num_predict": limit}, request.model)
         wire["num_predict"] = limit
     if request.temperature is not None:
         wire["temperature"] = request.temperature
@@ -399,9 +408,18 @@ def _model_options(request: ChatRequest, options: OllamaOptions) -> dict[str, An
     stop = request.stop
     if stop is not None:
         wire["stop"] = [stop] if isinstance(stop, str) else stop
-    if request.seed is not None:
-        wire["seed"] = request.seed
+    seed = request.seed
+    if seed is not None:
+        if not -INTEGER_LIMIT <= seed <= INTEGER_LIMIT:
+            _refuse_options({"seed": seed}, request.model)
+        wire["seed"] = seed
     return wire or None
+
+
+def _refuse_options(wire: dict[str, Any], model: str) -> None:
+    problem = options_problem(wire)
+    if problem is not None:
+        raise _bad(problem, model)
 
 
 def _check(request: ChatRequest, options: OllamaOptions, forced: list[str] | None) -> None:
@@ -415,13 +433,9 @@ def _check(request: ChatRequest, options: OllamaOptions, forced: list[str] | Non
             "force one call with tool_choice='required' (or a named function)",
             model,
         )
-    keep = options.keep_alive
-    if isinstance(keep, str) and not _DURATION.fullmatch(keep):
-        raise _bad(
-            f"option keep_alive {keep!r} is not a duration; pass seconds or a string such as "
-            "'10m' or '1h30m'",
-            model,
-        )
+    problem = keep_alive_problem(options.keep_alive)
+    if problem is not None:
+        raise _bad(problem, model)
 
 
 def encode_ollama_request(key: ProviderKey, request: ChatRequest, config: Config) -> HttpCall:
@@ -459,7 +473,7 @@ def encode_ollama_request(key: ProviderKey, request: ChatRequest, config: Config
     headers.update(auth_headers(key, config))
     if request.extra_headers:
         headers.update(request.extra_headers)
-    framing = _FORCED_FRAMING if forced is not None else "ndjson"
+    framing = _forced_framing(forced) if forced is not None and request.stream else "ndjson"
     return HttpCall(
         url=(config.api_base or "") + _PATH,
         body=_ENCODE.encode(payload),
@@ -513,6 +527,8 @@ class _Forced(msgspec.Struct):
 _DECODE_ANSWER = msgspec.json.Decoder(_Answer)
 _EMPTY: Final = _Message()
 _DECODE_FORCED = msgspec.json.Decoder(_Forced)
+_DECODE_STRING = msgspec.json.Decoder(str)
+_DECODE_NAMES = msgspec.json.Decoder(list[str])
 
 
 def _new_id() -> str:
@@ -522,6 +538,36 @@ def _new_id() -> str:
 
 def _text(raw: msgspec.Raw) -> str:
     return bytes(raw).decode("utf-8")
+
+
+def _call_arguments(raw: msgspec.Raw, model: str | None) -> str:
+    """The JSON text of a call's arguments, which must be an object.
+
+    Go writes an empty map as ``null``: that is ``{}``. A string that holds
+    a JSON object (as OpenAI's shape has it) is read as that object.
+
+    Raises:
+        LLMError: the arguments are no object (they could not go back to
+            the server on the next turn).
+    """
+    text = bytes(raw)
+    head = text[:1]
+    if head == b"{":
+        return text.decode("utf-8")
+    if text == b"null":
+        return "{}"
+    if head == b'"':
+        with contextlib.suppress(msgspec.DecodeError, RecursionError):
+            inner = _DECODE_STRING.decode(text)
+            _ARGUMENTS.decode(inner)
+            return inner
+    shown = text[:60].decode("utf-8", "replace") + ("..." if len(text) > 60 else "")
+    raise LLMError(
+        f"ollama sent tool-call arguments that are not a JSON object ({shown}); the model's "
+        "call is unusable: retry the call, or check the model's tool template",
+        provider="ollama",
+        model=model,
+    )
 
 
 def _finish(reason: str | None, calls: bool) -> str:
@@ -551,12 +597,13 @@ def _forced_call(content: str, names: list[str] | None) -> tuple[str, str] | Non
     return call.name, arguments
 
 
-def _answer(wire: _Answer, message: _Message, forced: list[str] | None) -> ChatResponse:
+def _answer(wire: _Answer, message: _Message, forced: list[str] | None, model: str) -> ChatResponse:
     calls = [
         ToolCall(
             id=call.id or _new_id(),
             function=FunctionCall(
-                name=call.function.name, arguments=_text(call.function.arguments)
+                name=call.function.name,
+                arguments=_call_arguments(call.function.arguments, model),
             ),
         )
         for call in message.tool_calls or ()
@@ -598,12 +645,24 @@ def _not_an_answer(status: int, what: str) -> LLMError:
     )
 
 
+def _too_deep(what: str, model: str | None, status: int | None = None) -> LLMError:
+    return LLMError(
+        f"ollama sent {what} nested too deeply to read (JSON deeper than Python's recursion "
+        "limit); the answer is unusable: retry the call, or ask for a flatter answer",
+        provider="ollama",
+        model=model,
+        status=status,
+    )
+
+
 @decode_response.dispatch
 def _decode_response(key: Ollama, response: HttpResponse, request: ChatRequest) -> Any:
     try:
         wire = _DECODE_ANSWER.decode(response.body)
     except msgspec.DecodeError:
         raise _not_an_answer(response.status, "a body that is not one JSON object") from None
+    except RecursionError:
+        raise _too_deep("an answer", request.model, response.status) from None
     if wire.error is not None:
         # A 200 that holds an error: the server failed after answering "OK".
         error = error_from_body(key, 500, response.body, request.model)
@@ -611,19 +670,30 @@ def _decode_response(key: Ollama, response: HttpResponse, request: ChatRequest) 
         raise error
     if wire.message is None:
         raise _not_an_answer(response.status, "an object without a message")
-    return _answer(wire, wire.message, _forced_names(request))
+    if not wire.done:
+        # The last line of a stream holds the whole answer; one that is not
+        # done is a piece of it.
+        raise StreamInterruptedError(
+            "ollama answered with a body that says done: false: the answer is incomplete "
+            "(a proxy that cut a stream?); retry the call",
+            provider="ollama",
+            model=request.model,
+            status=response.status,
+        )
+    return _answer(wire, wire.message, _forced_names(request), request.model)
 
 
 # --- streams ---------------------------------------------------------------------------
 
 
 class _ForcedToolFramer(NDJSONDecoder):
-    """NDJSON lines, after one empty line that marks the stream as a forced tool call."""
+    """NDJSON lines, after one mark line that says the stream is a forced tool call."""
 
-    __slots__ = ("_marked",)
+    __slots__ = ("_mark", "_marked")
 
-    def __init__(self) -> None:
+    def __init__(self, mark: bytes = b"") -> None:
         super().__init__()
+        self._mark = mark
         self._marked = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -632,7 +702,7 @@ class _ForcedToolFramer(NDJSONDecoder):
         if self._marked:
             return lines
         self._marked = True
-        return [b"", *lines]
+        return [self._mark, *lines]
 
     def flush(self) -> list[bytes]:
         """Return the unterminated last line, if any (the mark if nothing came)."""
@@ -640,10 +710,32 @@ class _ForcedToolFramer(NDJSONDecoder):
         if self._marked:
             return lines
         self._marked = True
-        return [b"", *lines]
+        return [self._mark, *lines]
 
 
 register_framing(_FORCED_FRAMING, _ForcedToolFramer, bytes)
+
+# The stream decoder sees no request: a forced call's framing carries the
+# names it allows, one framing per set of names, so that the streamed call
+# is checked as the whole answer is. The few sets a program forces stay
+# registered; past the limit the oldest goes.
+_NAMED_FRAMINGS: OrderedDict[str, None] = OrderedDict()
+_NAMED_LIMIT: Final = 64
+_naming = threading.Lock()
+
+
+def _forced_framing(names: list[str]) -> str:
+    mark = _MARK + _ENCODE.encode(names)
+    name = f"{_FORCED_FRAMING}:{mark[1:].decode()}"
+    with _naming:
+        # Registered on every call: a registry restored since (scoped_providers)
+        # may have dropped it.
+        register_framing(name, functools.partial(_ForcedToolFramer, mark), bytes)
+        _NAMED_FRAMINGS[name] = None
+        _NAMED_FRAMINGS.move_to_end(name)
+        while len(_NAMED_FRAMINGS) > _NAMED_LIMIT:
+            unregister_framing(_NAMED_FRAMINGS.popitem(last=False)[0])
+    return name
 
 
 def _piece(item: _Answer, message: _Message | None, state: StreamState) -> StreamChunk | None:
@@ -658,7 +750,12 @@ def _piece(item: _Answer, message: _Message | None, state: StreamState) -> Strea
     content = message.content
     thinking = message.thinking
     deltas = [
-        _call_delta(data, call.id or _new_id(), call.function.name, _text(call.function.arguments))
+        _call_delta(
+            data,
+            call.id or _new_id(),
+            call.function.name,
+            _call_arguments(call.function.arguments, state.model),
+        )
         for call in message.tool_calls or ()
     ]
     held = data.get("held")
@@ -670,7 +767,7 @@ def _piece(item: _Answer, message: _Message | None, state: StreamState) -> Strea
         state.done = True
         if held:
             text = "".join(held)
-            found = _forced_call(text, None) if not data["calls"] else None
+            found = _forced_call(text, data.get("names")) if not data["calls"] else None
             if found is not None:
                 deltas.append(_call_delta(data, _new_id(), *found))
             else:
@@ -719,12 +816,19 @@ def _decode_event(key: Ollama, event: bytes, state: StreamState) -> Any:
             # The mark of a forced tool call (NDJSON lines are never empty).
             state.data["held"] = []
             return None
+        if event[:1] == _MARK:
+            # The mark with the names the call may take.
+            state.data["held"] = []
+            state.data["names"] = _DECODE_NAMES.decode(event[1:])
+            return None
         return LLMError(
             f"ollama sent a stream line that is not a JSON object ({exc}); the stream is "
             "corrupt, retry the call",
             provider=key.name,
             model=state.model,
         )
+    except RecursionError:
+        return _too_deep("a stream line", state.model)
     if item.error is not None:
         return _stream_error(key, item.error, state.model)
     message = item.message
@@ -747,6 +851,7 @@ def _decode_event(key: Ollama, event: bytes, state: StreamState) -> Any:
 
 
 def _stream_error(key: ProviderKey, message: str, model: str | None) -> LLMError:
+    message = _capped(message) or "the Ollama server reported an error without saying which"
     error = _classify(key, 500, message, model)
     error.status = None  # the stream's status was 200; this came after it
     error.message = f"{message}. The stream broke off: the answer is incomplete; retry the call"
@@ -762,19 +867,36 @@ class _ErrorBody(msgspec.Struct):
 
 _DECODE_ERROR = msgspec.json.Decoder(_ErrorBody)
 _CONTEXT: Final = ("context length", "context limit", "context window")
+# How much of a server's message an error quotes.
+_MESSAGE_LIMIT: Final = 500
+# Ollama's 500s for a request it cannot use, which no retry mends: an option
+# of the wrong type ('option "temperature" must be of type float32') and a
+# format that is neither "json" nor a schema.
+_REQUEST_500: Final = re.compile(r'option "[^"]*" must be of|invalid format:')
+
+
+def _capped(message: str) -> str:
+    if len(message) <= _MESSAGE_LIMIT:
+        return message
+    # Cut before a word, as raw bodies are, so no fragment of an echoed key
+    # survives too short for the scrubber to know it.
+    return body_text(message.encode(), _MESSAGE_LIMIT)
 
 
 def error_from_body(key: ProviderKey, status: int, body: bytes, model: str | None) -> LLMError:
     """Map Ollama's ``{"error": "..."}`` body and the HTTP status to the llmkit error.
 
     A body that is no such object (``404 page not found`` for a wrong path)
-    is quoted as it is.
+    is quoted as it is, its JSON escapes resolved (so that a key it echoes
+    is scrubbed). Either is cut at 500 characters.
     """
     message = None
-    with contextlib.suppress(msgspec.DecodeError):
+    with contextlib.suppress(msgspec.DecodeError, RecursionError):
         message = _DECODE_ERROR.decode(body).error
-    if not message:
-        message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}, no body"
+    if message:
+        message = _capped(message)
+    else:
+        message = body_text(body, _MESSAGE_LIMIT) or f"HTTP {status}, no body"
     return _classify(key, status, message, model)
 
 
@@ -818,6 +940,12 @@ def _classify(key: ProviderKey, status: int, message: str, model: str | None) ->
         return RateLimitError(f"{message}. Slow down or retry later.", **common)
     if status in (400, 413, 422):
         return InvalidRequestError(message, **common)
+    if status == 500 and _REQUEST_500.search(message):
+        return InvalidRequestError(
+            f"{message}. The server cannot use the request as sent (no retry mends it): fix "
+            "the option's type in options={'model_options': {...}}, or the response_format",
+            **common,
+        )
     if status in (408, 409) or status >= 500:
         return ServiceUnavailableError(
             f"{message}. The Ollama server failed or is busy; retry later", **common
@@ -832,22 +960,12 @@ def _decode_error(key: Ollama, response: HttpResponse, request: ChatRequest) -> 
 
 # --- capabilities and health ---------------------------------------------------------
 
-# A local server runs whatever model it was given: what it supports is the
-# model's business, so every flag the API can carry is on.
-_CAPABILITIES: Final = Capabilities(
-    streaming=True,
-    tools=True,
-    parallel_tool_calls=True,
-    vision=True,
-    json_mode=True,
-    json_schema=True,
-    reasoning=True,
-)
-
 
 @capabilities.dispatch
 def _capabilities(key: Ollama, model: str) -> Any:
-    return _CAPABILITIES
+    # By the model's family, as Ollama's library tags it; "" (the provider as
+    # a whole) and unknown families get what the server does for any model.
+    return model_capabilities(model)
 
 
 @probe.dispatch

@@ -60,6 +60,7 @@ from llmkit.provider import (
     StreamState,
     Usage,
     auth_headers,
+    body_text,
     capabilities,
     decode_error,
     decode_event,
@@ -814,7 +815,7 @@ def _shown_body(body: bytes) -> str:
             return _ENCODE.encode(msgspec.json.decode(body)).decode()
         except (msgspec.DecodeError, UnicodeError):
             pass
-    return body[:4096].decode("utf-8", "replace").strip()
+    return body_text(body)
 
 
 def _classify(
