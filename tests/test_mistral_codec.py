@@ -811,7 +811,7 @@ def test_mistral_error_mid_stream_raises_with_the_servers_words(error_event: byt
 
 
 def test_mistral_deeply_nested_json_is_a_clear_error() -> None:
-    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    deep = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
     arguments = (
         b'{"id":"r","choices":[{"index":0,"message":{"tool_calls":[{"function":{"arguments":'
     )
@@ -829,7 +829,7 @@ def test_mistral_deeply_nested_json_is_a_clear_error() -> None:
 
 def test_mistral_deeply_nested_json_does_not_blame_the_provider_package() -> None:
     deep = b'{"id":"r","choices":[{"index":0,"message":{"content":[{"type":"text","x":'
-    deep += b"[" * 5000 + b"]" * 5000 + b"}]}}]}"
+    deep += b"[" * 50_000 + b"]" * 50_000 + b"}]}}]}"
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=deep)
@@ -1018,7 +1018,7 @@ ESCAPED_KEY = "\\u0073" + API_KEY[1:]
     [
         b'{"x":"key ' + ESCAPED_KEY.encode() + b'","pad":"' + b"A" * 70_000 + b'"}',
         b'{"x":"key ' + ESCAPED_KEY.encode() + b'","pad":"' + b"A" * 70_000,
-        b'{"x":"key ' + ESCAPED_KEY.encode() + b'","d":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"x":"key ' + ESCAPED_KEY.encode() + b'","d":' + b"[" * 50_000 + b"]" * 50_000 + b"}",
         b'{"x":"key ' + ESCAPED_KEY.encode() + b'"}',
     ],
     ids=["large-json", "large-cut-json", "deep-json", "small-json"],

@@ -708,7 +708,7 @@ def test_an_answer_that_is_not_done_is_incomplete() -> None:
         _answer({**_done({"content": "partial"}), "done": False})
 
 
-DEEP = b'{"a":' * 5000 + b"1" + b"}" * 5000
+DEEP = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
 
 
 def test_an_answer_nested_too_deeply_is_a_clear_error() -> None:
