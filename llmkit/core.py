@@ -32,6 +32,7 @@ __all__ = [
     "anthropic_completion",
     "astream",
     "chat",
+    "chat_messages",
     "close_clients",
     "completion",
     "gemini_completion",
@@ -124,6 +125,16 @@ def chat(
     Raises:
         LLMError: as :func:`completion` does.
     """
+    request = ChatRequest(model=model, messages=chat_messages(text, system_prompt))
+    return completion(provider, model, request, config or None).text
+
+
+def chat_messages(text: Any, system_prompt: Any = None) -> list[Message]:
+    """The messages of a one-question chat: the system prompt (if any), then ``text``.
+
+    Raises:
+        InvalidRequestError: ``text`` or ``system_prompt`` is not a string.
+    """
     if type(text) is not str:
         raise InvalidRequestError(f"text must be a string, not {type(text).__name__}")
     if system_prompt is not None and type(system_prompt) is not str:
@@ -133,8 +144,7 @@ def chat(
     messages = [Message(role="user", content=text)]
     if system_prompt is not None:
         messages.insert(0, Message(role="system", content=system_prompt))
-    request = ChatRequest(model=model, messages=messages)
-    return completion(provider, model, request, config or None).text
+    return messages
 
 
 def anthropic_completion(model: str, request: Request, **config: Any) -> ChatResponse:

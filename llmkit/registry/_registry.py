@@ -24,6 +24,7 @@ import msgspec
 
 from llmkit import _http, generics
 from llmkit.config import Config, _checked_options
+from llmkit.core import chat_messages
 from llmkit.errors import (
     InvalidRequestError,
     LLMError,
@@ -36,9 +37,16 @@ from llmkit.registry._balance import BUSY, Pool, estimate_tokens
 from llmkit.registry._cache import Replayed, cache_key, decode, encode
 from llmkit.registry._call import Call, Following, Try
 from llmkit.registry._routed import AsyncRoutedStream, RoutedStream
-from llmkit.registry._spec import REQUEST_FIELDS, Compiled, Deployed, Target, compile_spec
+from llmkit.registry._spec import (
+    REQUEST_FIELDS,
+    Compiled,
+    Deployed,
+    Target,
+    compile_spec,
+    key_path,
+)
 from llmkit.registry._state import MemoryState, State
-from llmkit.types import ChatRequest, ChatResponse, Message, RoutedResponse, StreamChunk
+from llmkit.types import ChatRequest, ChatResponse, RoutedResponse, StreamChunk
 
 __all__ = ["Registry"]
 
@@ -257,9 +265,10 @@ class Registry:
                 for key in custom:
                     if key not in declared:
                         raise InvalidRequestError(
-                            f"unknown request key {key!a} - at `{_path(key)}`; the router of "
-                            f"{compiled.name!r} takes {', '.join(sorted(declared)) or 'none'} "
-                            "besides the chat-request fields",
+                            f"unknown request key {key!a} - at `{key_path('$', key)}`; "
+                            f"the router of {compiled.name!r} takes "
+                            f"{', '.join(sorted(declared)) or 'none'} besides the chat-request "
+                            "fields",
                         )
         try:
             choice = compiled.router(request)
@@ -306,7 +315,7 @@ class Registry:
         else:
             config = compiled.router_config or Config(retries=0)
         try:
-            key = self._resolve(provider)
+            key = compiled.router_keys.get(provider) or self._resolve(provider)
         except ProviderNotFoundError as exc:
             raise ProviderNotFoundError(
                 f"{where} returned an unknown provider: {exc.message}"
@@ -674,12 +683,6 @@ def _messages(request: Any) -> Any:
     return getattr(request, "messages", None)
 
 
-def _path(key: Any) -> str:
-    """A request key as a path that prints anywhere (a lone surrogate is escaped)."""
-    text = str(key)
-    return f"$.{text}" if text.isidentifier() and text.isascii() else f"$[{text!a}]"
-
-
 def _without_custom_keys(request: Any) -> Any:
     if not isinstance(request, Mapping):
         return request
@@ -726,12 +729,6 @@ async def _aopening(stream: Any) -> list[StreamChunk]:
 
 
 def _chat_request(text: Any, system_prompt: Any, options: dict[str, Any]) -> dict[str, Any]:
-    if type(text) is not str:
-        raise InvalidRequestError(f"text must be a string, not {type(text).__name__}")
-    if system_prompt is not None and type(system_prompt) is not str:
-        raise InvalidRequestError(
-            f"system_prompt must be a string, not {type(system_prompt).__name__}"
-        )
     if "messages" in options:
         raise InvalidRequestError(
             "chat() builds the messages from text and system_prompt; call completion() to "
@@ -741,7 +738,4 @@ def _chat_request(text: Any, system_prompt: Any, options: dict[str, Any]) -> dic
         raise InvalidRequestError(
             "the named config decides the model; register another name to use another model"
         )
-    messages = [Message(role="user", content=text)]
-    if system_prompt is not None:
-        messages.insert(0, Message(role="system", content=system_prompt))
-    return {**options, "messages": messages}
+    return {**options, "messages": chat_messages(text, system_prompt)}

@@ -18,13 +18,8 @@ from llmkit.types import ChatResponse, RoutedResponse, ServedBy, StreamChunk
 __all__ = ["AsyncRoutedStream", "RoutedStream"]
 
 
-class RoutedStream:
-    """A stream from ``llmkit.registry.stream``: iterate it, ``collect()`` it, close it.
-
-    ``served_by`` says which provider and model are answering. A failure
-    mid-stream raises (``StreamInterruptedError``); it never moves to a
-    fallback once a chunk has been read.
-    """
+class _Routed:
+    """What both routed streams hold: the provider's stream, its opening, who serves it."""
 
     __slots__ = ("_inner", "_on_complete", "_opening", "served_by")
 
@@ -47,6 +42,21 @@ class RoutedStream:
         if hook is not None:
             hook(routed)
         return routed
+
+    def __repr__(self) -> str:
+        served = self.served_by
+        return f"<{type(self).__name__} {served.name!r} via {served.provider}/{served.model}>"
+
+
+class RoutedStream(_Routed):
+    """A stream from ``llmkit.registry.stream``: iterate it, ``collect()`` it, close it.
+
+    ``served_by`` says which provider and model are answering. A failure
+    mid-stream raises (``StreamInterruptedError``); it never moves to a
+    fallback once a chunk has been read.
+    """
+
+    __slots__ = ()
 
     def __iter__(self) -> RoutedStream:
         return self
@@ -85,35 +95,11 @@ class RoutedStream:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        served = self.served_by
-        return f"<RoutedStream {served.name!r} via {served.provider}/{served.model}>"
 
-
-class AsyncRoutedStream:
+class AsyncRoutedStream(_Routed):
     """The async twin of :class:`RoutedStream`: ``async for``, ``acollect``, ``aclose``."""
 
-    __slots__ = ("_inner", "_on_complete", "_opening", "served_by")
-
-    def __init__(
-        self,
-        inner: Any,
-        opening: list[StreamChunk],
-        served_by: ServedBy,
-        on_complete: Callable[[RoutedResponse], None] | None = None,
-    ) -> None:
-        self._inner = inner
-        self._opening = opening[::-1]  # popped from the end, in order
-        self.served_by = served_by
-        # Called once with the whole response when the stream is read to its end.
-        self._on_complete = on_complete
-
-    def _completed(self, response: ChatResponse) -> RoutedResponse:
-        routed = RoutedResponse.of(response, self.served_by)
-        hook, self._on_complete = self._on_complete, None
-        if hook is not None:
-            hook(routed)
-        return routed
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncRoutedStream:
         return self
@@ -151,7 +137,3 @@ class AsyncRoutedStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        served = self.served_by
-        return f"<AsyncRoutedStream {served.name!r} via {served.provider}/{served.model}>"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from llmkit.core import provider_available
 from llmkit.errors import InvalidRequestError, ProviderNotFoundError
 from llmkit.keys import resolve
 
@@ -89,12 +90,12 @@ def setup(
 
 
 def _has_key(provider: str) -> bool:
+    # Keyless providers are "available" to core but give quick_setup nothing to go by.
     try:
         key = resolve(provider)
     except ProviderNotFoundError:
         return False
-    names = key.key_variables()
-    if not names or not any(os.environ.get(variable) for variable in names):
+    if not key.key_variables() or not provider_available(key):
         return False
     # Azure has no public endpoint: its resource's URL must be set as well.
     return provider != "azure" or bool(os.environ.get(key.base_url_env or ""))

@@ -44,6 +44,7 @@ __all__ = [
     "compile_spec",
     "compile_target",
     "invalid",
+    "key_path",
 ]
 
 FallbackOn = Literal["context_window", "content_filter"]
@@ -194,6 +195,8 @@ class Compiled(msgspec.Struct, frozen=True, kw_only=True):
     target: Target | None
     router: Callable[[Any], Any] | None
     router_configs: dict[str, Config] | None
+    #: The keys of ``router_configs``' providers, resolved once at register time.
+    router_keys: dict[str, ProviderKey]
     router_config: Config | None
     keys: frozenset[str] | None
     fallbacks: tuple[str | Target, ...]
@@ -232,15 +235,19 @@ def _as_dict(name: str, value: Any, path: str) -> dict[str, Any]:
         raise invalid(name, f"the dict cannot be read ({type(exc).__name__})", path) from None
 
 
+def key_path(parent: str, key: Any) -> str:
+    """The path of ``parent``'s ``key``, printable anywhere: an odd key is quoted and escaped."""
+    text = key if isinstance(key, str) else repr(key)
+    return f"{parent}.{text}" if text.isidentifier() and text.isascii() else f"{parent}[{text!a}]"
+
+
 def _unknown_keys(name: str, data: dict[str, Any], known: tuple[str, ...], path: str) -> None:
     for field in data:
         if field not in known:
             text = field if isinstance(field, str) else repr(field)
-            # The path must print anywhere: a key that is no plain name is quoted, escaped.
-            where = (
-                f"{path}.{text}" if text.isidentifier() and text.isascii() else f"{path}[{text!a}]"
+            raise invalid(
+                name, f"unknown key {text!a}{_suggest(text, list(known))}", key_path(path, field)
             )
-            raise invalid(name, f"unknown key {text!a}{_suggest(text, list(known))}", where)
 
 
 def _converted(name: str, data: Any, kind: type[Any], path: str) -> Any:
@@ -357,6 +364,7 @@ def compile_spec(name: Any, value: Any, resolver: Resolver = resolve) -> Compile
 
     target = None
     router_configs = router_config = None
+    router_keys: dict[str, ProviderKey] = {}
     keys = None
     deployments = None
     if spec.deployments is not None:
@@ -406,15 +414,11 @@ def compile_spec(name: Any, value: Any, resolver: Resolver = resolve) -> Compile
         if spec.configs is not None:
             if not spec.configs:
                 raise invalid(name, "configs is empty; name at least one provider", "$.configs")
-            router_configs = {
-                provider: _config(
-                    name,
-                    _provider(name, provider, f"$.configs.{provider}", resolver),
-                    config,
-                    f"$.configs.{provider}",
-                )
-                for provider, config in spec.configs.items()
-            }
+            router_configs, router_keys = {}, {}
+            for provider, config in spec.configs.items():
+                path = f"$.configs.{provider}"
+                key = router_keys[provider] = _provider(name, provider, path, resolver)
+                router_configs[provider] = _config(name, key, config, path)
         else:
             # Checked against no provider's options: which one is known per call.
             router_config = _config_any(name, spec.config)
@@ -465,6 +469,7 @@ def compile_spec(name: Any, value: Any, resolver: Resolver = resolve) -> Compile
         target=target,
         router=router,
         router_configs=router_configs,
+        router_keys=router_keys,
         router_config=router_config,
         keys=keys,
         fallbacks=tuple(fallbacks),

@@ -108,13 +108,12 @@ from llmkit.provider import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    body_text,
     decode_error,
     decode_event,
     decode_response,
     encode_request,
 )
-from llmkit_providers.openai import OpenAICompatible, build_headers
+from llmkit_providers.openai import OpenAICompatible, build_headers, shown_body
 
 __all__ = [
     "Mistral",
@@ -1005,18 +1004,6 @@ def _message_of(found: _ErrorBody) -> str:
     return ""
 
 
-def _shown_body(body: bytes) -> str:
-    # What the scrubber sees must hold an echoed key as plain text, never as
-    # "\u0073k-...": JSON is shown re-encoded, and the start of a body too big
-    # (or too deep) to decode is shown with its escapes resolved.
-    if len(body) <= 65_536:
-        try:
-            return _ENCODE.encode(_DECODE_ANY.decode(body)).decode()
-        except (msgspec.DecodeError, UnicodeError, RecursionError):
-            pass
-    return body_text(body, 4096)
-
-
 _SHOWN: Final = 500
 _WORD: Final = frozenset(string.ascii_letters + string.digits + "-_")
 
@@ -1085,7 +1072,7 @@ def error_from_body(status: int | None, body: bytes, model: str | None) -> LLMEr
         listed = found is not None and kind is None and isinstance(found.detail, list)
         status = 422 if listed else _STATUS_OF_TYPE.get(kind or "", 500)
     if not message:
-        message = _shown_body(body) or f"HTTP {status} with an empty body"
+        message = shown_body(body, 4096) or f"HTTP {status} with an empty body"
     return _classify(status, message, code or kind, kind, model)
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "build_headers",
     "encode_openai_request",
     "error_from_body",
+    "shown_body",
 ]
 
 _NONE: Mapping[str, str] = MappingProxyType({})
@@ -789,7 +790,7 @@ def error_from_body(
     if status is None:
         status = _STATUS_OF_TYPE.get(kind or "", 500)
     if not message:
-        message = _shown_body(body)[:500] or f"HTTP {status} with an empty body"
+        message = shown_body(body)[:500] or f"HTTP {status} with an empty body"
     return _classify(key, status, message, code, kind, model)
 
 
@@ -806,16 +807,20 @@ def _upstream(metadata: dict[str, Any] | None) -> str:
     return f" ({who}{raw[:500]})"
 
 
-def _shown_body(body: bytes) -> str:
-    # JSON is shown re-encoded, so escapes a server used ("\\u0073k-...",
-    # "\\/") cannot hide an echoed key from the scrubber. Only the start of
-    # a huge body is looked at.
+def shown_body(body: bytes, limit: int = 500) -> str:
+    """An error body as message text an echoed key cannot hide in.
+
+    JSON is shown re-encoded, so the string escapes a server used (a
+    backslash-u per letter of a key) are resolved for the scrubber; a body too big (over 64 KB) or
+    too deep to decode shows its first ``limit`` characters, escapes
+    resolved (:func:`llmkit.provider.body_text`).
+    """
     if len(body) <= 65_536:
         try:
             return _ENCODE.encode(msgspec.json.decode(body)).decode()
-        except (msgspec.DecodeError, UnicodeError):
+        except (msgspec.DecodeError, UnicodeError, RecursionError):
             pass
-    return body_text(body)
+    return body_text(body, limit)
 
 
 def _classify(
